@@ -1,0 +1,229 @@
+/* settings.c: the table of BTD_* variables and their parsers. */
+#include "settings.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "log.h"
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+#define GiB ((size_t)1 << 30)
+
+static const char *const policy_names[] = { "none", "tagged", "large", "all" };
+static const char *const gc_names[] = { "auto", "always", "never" };
+
+const char *settings_policy_name(enum btd_policy p)
+{
+	return (unsigned)p < BTD_ARRAY_SIZE(policy_names) ? policy_names[p] : "?";
+}
+
+void settings_default(struct settings *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->policy = POLICY_NONE;
+	s->large_min = 64 * KiB;
+	s->pool_size = 1 * GiB;
+	s->verbose = LOG_WARN;
+	s->gc = GC_AUTO;
+}
+
+/* "123", "64K", "16M", "1G", "2T" (binary multiples, either case, an
+ * optional trailing "iB" or "B").  Rejects empty strings, signs, overflow. */
+int settings_parse_size(const char *v, size_t *out)
+{
+	uint64_t n = 0;
+	const char *p = v;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (__builtin_mul_overflow(n, 10, &n) ||
+		    __builtin_add_overflow(n, (uint64_t)(*p - '0'), &n))
+			return -1;
+	}
+	unsigned shift = 0;
+
+	switch (*p) {
+	case 'k': case 'K': shift = 10; break;
+	case 'm': case 'M': shift = 20; break;
+	case 'g': case 'G': shift = 30; break;
+	case 't': case 'T': shift = 40; break;
+	}
+	if (shift) {
+		p++;
+		if (p[0] == 'i' && p[1] == 'B')
+			p += 2;
+		else if (p[0] == 'B')
+			p++;
+	} else if (p[0] == 'B') {
+		p++;
+	}
+	if (*p || (n << shift) >> shift != n || (n << shift) > SIZE_MAX)
+		return -1;
+	*out = (size_t)(n << shift);
+	return 0;
+}
+
+static int parse_bool(const char *v, int *out)
+{
+	static const char *const yes[] = { "1", "yes", "true", "on" };
+	static const char *const no[] = { "0", "no", "false", "off" };
+
+	for (size_t i = 0; i < BTD_ARRAY_SIZE(yes); i++) {
+		if (!strcmp(v, yes[i]))
+			return *out = 1, 0;
+		if (!strcmp(v, no[i]))
+			return *out = 0, 0;
+	}
+	return -1;
+}
+
+static int parse_choice(const char *v, const char *const *names, size_t n, int *out)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v, names[i]))
+			return *out = (int)i, 0;
+	return -1;
+}
+
+static int parse_string(const char *v, char *dst, size_t cap)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n >= cap)
+		return -1;
+	memcpy(dst, v, n + 1);
+	return 0;
+}
+
+/* One parser per variable: 0 on success, -1 leaves the default in place. */
+typedef int (*var_parser)(struct settings *s, const char *v);
+
+static int set_policy(struct settings *s, const char *v)
+{
+	int i;
+
+	if (parse_choice(v, policy_names, BTD_ARRAY_SIZE(policy_names), &i))
+		return -1;
+	s->policy = (enum btd_policy)i;
+	return 0;
+}
+
+static int set_gc(struct settings *s, const char *v)
+{
+	int i;
+
+	if (parse_choice(v, gc_names, BTD_ARRAY_SIZE(gc_names), &i))
+		return -1;
+	s->gc = (enum btd_gc)i;
+	return 0;
+}
+
+static int set_large_min(struct settings *s, const char *v)
+{
+	return settings_parse_size(v, &s->large_min);
+}
+
+static int set_pool_size(struct settings *s, const char *v)
+{
+	size_t n;
+
+	if (settings_parse_size(v, &n) || n < 2 * MiB)
+		return -1;
+	s->pool_size = n;
+	return 0;
+}
+
+static int set_pool(struct settings *s, const char *v)
+{
+	return parse_string(v, s->pool, sizeof(s->pool));
+}
+
+static int set_tag_sites(struct settings *s, const char *v)
+{
+	return parse_string(v, s->tag_sites, sizeof(s->tag_sites));
+}
+
+static int set_stats(struct settings *s, const char *v)
+{
+	if (!parse_bool(v, &s->stats))
+		return 0;
+	if (!strchr(v, '/'))
+		return -1;
+	s->stats = 1;
+	return parse_string(v, s->stats_path, sizeof(s->stats_path));
+}
+
+static int set_verbose(struct settings *s, const char *v)
+{
+	if (v[0] < '0' || v[0] > '3' || v[1])
+		return -1;
+	s->verbose = v[0] - '0';
+	return 0;
+}
+
+static int set_strict(struct settings *s, const char *v)
+{
+	return parse_bool(v, &s->strict);
+}
+
+static const struct var {
+	const char *name;
+	var_parser parse;
+	const char *accepted; /* completes "use ..." in the error line */
+} vars[] = {
+	{ "BTD_POOL", set_pool, "a file path shorter than PATH_MAX" },
+	{ "BTD_POOL_SIZE", set_pool_size, "a size of at least 2M, with an optional K, M, G or T suffix (1G)" },
+	{ "BTD_POLICY", set_policy, "none, tagged, large or all" },
+	{ "BTD_LARGE_MIN", set_large_min, "a size in bytes, with an optional K, M, G or T suffix (64K)" },
+	{ "BTD_TAG_SITES", set_tag_sites, "a comma-separated list of globs, under 1024 bytes" },
+	{ "BTD_STATS", set_stats, "0, 1 (to stderr) or a file path containing '/' (./btd-stats.txt)" },
+	{ "BTD_VERBOSE", set_verbose, "0, 1, 2 or 3" },
+	{ "BTD_STRICT", set_strict, "0 or 1" },
+	{ "BTD_GC", set_gc, "auto, always or never" },
+};
+
+static const struct var *var_find(const char *name, size_t len)
+{
+	for (size_t i = 0; i < BTD_ARRAY_SIZE(vars); i++)
+		if (strlen(vars[i].name) == len && !memcmp(vars[i].name, name, len))
+			return &vars[i];
+	return NULL;
+}
+
+int settings_parse(struct settings *s, char *const *envp, int secure)
+{
+	int problems = 0;
+
+	settings_default(s);
+	if (secure || !envp)
+		return 0;
+	/* BTD_VERBOSE first, so that it governs the lines about the others. */
+	for (char *const *e = envp; *e; e++)
+		if (!strncmp(*e, "BTD_VERBOSE=", 12))
+			set_verbose(s, *e + 12);
+	for (char *const *e = envp; *e; e++) {
+		const char *kv = *e;
+
+		if (strncmp(kv, "BTD_", 4))
+			continue;
+		const char *eq = strchr(kv, '=');
+		size_t len = eq ? (size_t)(eq - kv) : strlen(kv);
+		const struct var *v = var_find(kv, len);
+
+		problems++;
+		if (!v) {
+			log_msg(LOG_ERROR, "unknown variable %.*s: check the spelling; "
+				"known: BTD_POOL BTD_POOL_SIZE BTD_POLICY BTD_LARGE_MIN "
+				"BTD_TAG_SITES BTD_STATS BTD_VERBOSE BTD_STRICT BTD_GC",
+				(int)len, kv);
+		} else if (!eq || v->parse(s, eq + 1)) {
+			log_msg(LOG_ERROR, "%s=%s is not valid: use %s; using the default",
+				v->name, eq ? eq + 1 : "", v->accepted);
+		} else {
+			problems--;
+		}
+	}
+	return problems;
+}

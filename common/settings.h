@@ -1,0 +1,57 @@
+/* settings.h: the BTD_* environment, read once, without allocating.
+ *
+ * The preload reads its settings in its constructor by walking environ
+ * (getenv may allocate in some libcs and is not needed).  Every variable is
+ * described by one row of a table in settings.c: name, kind, default and the
+ * accepted values, so that parsing, the error messages and the README table
+ * say the same thing.  A bad value or an unknown BTD_* name gives one line on
+ * stderr naming it and what is accepted, then the default; with BTD_STRICT=1
+ * the caller exits instead.  In a set-user-ID program (AT_SECURE) the
+ * environment is ignored, as secure_getenv(3) would. */
+#ifndef BTD_COMMON_SETTINGS_H
+#define BTD_COMMON_SETTINGS_H
+
+#include <limits.h>
+#include <stddef.h>
+
+enum btd_policy {
+	POLICY_NONE,   /* everything to jemalloc */
+	POLICY_TAGGED, /* tagged allocations to the persistent heap */
+	POLICY_LARGE,  /* tagged ones and those of at least large_min bytes */
+	POLICY_ALL,    /* everything to the persistent heap */
+};
+
+enum btd_gc {
+	GC_AUTO,   /* collect a dirty pool, reset a rootless one */
+	GC_ALWAYS, /* collect at every open */
+	GC_NEVER,  /* trust the pool as found */
+};
+
+/* Exit status of a BTD_STRICT=1 refusal (EX_CONFIG of sysexits.h). */
+#define SETTINGS_STRICT_EXIT 78
+
+struct settings {
+	enum btd_policy policy;
+	size_t large_min;
+	char pool[PATH_MAX];       /* "" = the per-program default */
+	size_t pool_size;
+	char tag_sites[1024];      /* comma-separated globs */
+	int stats;                 /* 0 off, 1 on */
+	char stats_path[PATH_MAX]; /* "" = stderr */
+	int verbose;               /* 0..3, see log.h */
+	int strict;
+	enum btd_gc gc;
+};
+
+/* The defaults, as documented. */
+void settings_default(struct settings *s);
+
+/* Fill s from envp (defaults first).  Prints one line per problem and
+ * returns how many there were.  With secure set, envp is ignored. */
+int settings_parse(struct settings *s, char *const *envp, int secure);
+
+/* Parsers shared with the btd command; 0 on success, -1 on a bad value. */
+int settings_parse_size(const char *v, size_t *out);
+const char *settings_policy_name(enum btd_policy p);
+
+#endif

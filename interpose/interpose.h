@@ -1,0 +1,36 @@
+/* interpose.h: what the interposer's modules share, and what the unit tests
+ * reach.  The entry points are compiled twice from alloc.c: as malloc,
+ * free, ... into libbtd_preload.so, and as interpose_malloc,
+ * interpose_free, ... into the internal library the tests link, so that the
+ * tests exercise the very code the preload exports without preloading the
+ * test runner. */
+#ifndef BTD_INTERPOSE_INTERPOSE_H
+#define BTD_INTERPOSE_INTERPOSE_H
+
+#include <stddef.h>
+
+#include "../common/settings.h"
+
+extern struct settings interpose_settings;
+
+/* Read the settings from envp, bind jemalloc's fast paths and open the
+ * fast path.  Returns the number of problems reported on stderr. */
+int interpose_init(char *const *envp, int secure);
+
+/* The depth guard around btd's own code (see route.c). */
+void interpose_enter(void);
+void interpose_leave(void);
+
+void *interpose_malloc(size_t n);
+void *interpose_calloc(size_t count, size_t n);
+void *interpose_realloc(void *p, size_t n);
+void *interpose_reallocarray(void *p, size_t count, size_t n);
+void interpose_free(void *p);
+int interpose_posix_memalign(void **out, size_t align, size_t n);
+void *interpose_aligned_alloc(size_t align, size_t n);
+void *interpose_memalign(size_t align, size_t n);
+void *interpose_valloc(size_t n);
+void *interpose_pvalloc(size_t n);
+size_t interpose_malloc_usable_size(void *p);
+
+#endif

@@ -1,0 +1,43 @@
+/* transient.h: the transient allocator, jemalloc, behind a table of its
+ * entry points.
+ *
+ * The table starts out pointing at shims over jemalloc's mallocx() family,
+ * which we reach by ordinary dynamic linking: they work before our
+ * constructor has run and need no dlsym.  transient_bind(), called from the
+ * constructor, swaps in jemalloc's own malloc/free/... found with
+ * dlopen("libjemalloc.so.2", RTLD_NOLOAD) + dlsym on that handle: those have
+ * jemalloc's thread-cache fast paths, which mallocx/dallocx lack in 5.3.
+ * RTLD_NEXT would find glibc's malloc instead.  Both sets are the same
+ * jemalloc, so a block allocated by one is freed by the other. */
+#ifndef BTD_INTERPOSE_TRANSIENT_H
+#define BTD_INTERPOSE_TRANSIENT_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct transient_ops {
+	void *(*malloc)(size_t n);
+	void *(*calloc)(size_t count, size_t n);
+	void *(*realloc)(void *p, size_t n); /* never called with n == 0 */
+	void (*free)(void *p);
+	void *(*aligned_alloc)(size_t align, size_t n); /* align: a power of 2 */
+	size_t (*usable_size)(void *p);
+};
+
+extern struct transient_ops transient;
+
+/* Swap in jemalloc's fast paths.  0 on success; on failure the shims stay
+ * (correct, slower) and -1 is returned. */
+int transient_bind(void);
+
+/* 1 when the table holds jemalloc's own malloc/free (after a bind). */
+int transient_is_bound(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

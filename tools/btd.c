@@ -1,0 +1,140 @@
+/* btd.c: the btd command -- run a program under the preload, and (later)
+ * inspect, check, serve and restore pools. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/settings.h"
+#include "btd.h"
+
+#define PRELOAD_NAME "libbtd_preload.so"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: btd <command> [options]\n"
+		"\n"
+		"commands:\n"
+		"  run [--stats] [--pool PATH] [--policy none|tagged|large|all] -- PROGRAM [ARGS...]\n"
+		"             run PROGRAM with its allocations taken over by bartender\n"
+		"  help       this text\n"
+		"  --version  the version of btd\n"
+		"\n"
+		"The run options set BTD_STATS, BTD_POOL and BTD_POLICY for PROGRAM and its\n"
+		"children; every BTD_* variable of the environment is passed on as well.\n");
+}
+
+/* The preload library: beside the btd binary in the build tree
+ * (tools/btd, interpose/libbtd_preload.so), else in the installed libdir. */
+static int find_preload(char *out, size_t cap)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n > 0) {
+		exe[n] = '\0';
+		char *slash = strrchr(exe, '/');
+
+		if (slash) {
+			*slash = '\0';
+			static const char *const rel[] = {
+				"../interpose/" PRELOAD_NAME, /* build tree */
+				PRELOAD_NAME,
+			};
+			for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+				if (snprintf(out, cap, "%s/%s", exe, rel[i]) < (int)cap &&
+				    !access(out, R_OK))
+					return 0;
+			}
+		}
+	}
+	snprintf(out, cap, "%s/%s", BTD_LIBDIR, PRELOAD_NAME);
+	return access(out, R_OK) ? -1 : 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	int i;
+
+	for (i = 0; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--")) {
+			i++;
+			break;
+		} else if (!strcmp(a, "--stats")) {
+			setenv("BTD_STATS", "1", 1);
+		} else if (!strcmp(a, "--pool") || !strcmp(a, "--policy")) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "btd run: %s needs a value: see 'btd help'\n", a);
+				return 2;
+			}
+			const char *v = argv[++i];
+
+			if (!strcmp(a, "--policy")) {
+				int ok = 0;
+
+				for (int p = POLICY_NONE; p <= POLICY_ALL; p++)
+					ok |= !strcmp(v, settings_policy_name(p));
+				if (!ok) {
+					fprintf(stderr, "btd run: --policy %s is not valid: "
+						"use none, tagged, large or all\n", v);
+					return 2;
+				}
+			}
+			setenv(!strcmp(a, "--pool") ? "BTD_POOL" : "BTD_POLICY", v, 1);
+		} else if (a[0] == '-') {
+			fprintf(stderr, "btd run: unknown option %s: see 'btd help'\n", a);
+			return 2;
+		} else {
+			break; /* the program, without a "--" */
+		}
+	}
+	if (i >= argc) {
+		fprintf(stderr, "btd run: no program given: btd run [options] -- PROGRAM [ARGS...]\n");
+		return 2;
+	}
+	char lib[PATH_MAX];
+
+	if (find_preload(lib, sizeof(lib))) {
+		fprintf(stderr, "btd run: %s was found neither beside btd nor in %s: "
+			"build it (ninja -C build) or install it (meson install)\n",
+			PRELOAD_NAME, BTD_LIBDIR);
+		return 2;
+	}
+	const char *old = getenv("LD_PRELOAD");
+	char *preload;
+
+	if (asprintf(&preload, "%s%s%s", lib, old && *old ? ":" : "", old ? old : "") < 0)
+		return 2;
+	setenv("LD_PRELOAD", preload, 1);
+	free(preload);
+	execvp(argv[i], argv + i);
+	fprintf(stderr, "btd run: cannot run %s: %s\n", argv[i], strerror(errno));
+	return errno == ENOENT ? 127 : 126;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	const char *cmd = argv[1];
+
+	if (!strcmp(cmd, "run"))
+		return cmd_run(argc - 2, argv + 2);
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+		printf("btd %s\n", BTD_VERSION_STRING);
+		return 0;
+	}
+	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+		usage(stdout);
+		return 0;
+	}
+	fprintf(stderr, "btd: unknown command '%s': see 'btd help'\n", cmd);
+	return 2;
+}
