@@ -10,6 +10,7 @@
  *   malloc(0), calloc(0, n)  a unique, freeable pointer
  *   realloc(NULL, n)         malloc(n)
  *   realloc(p, 0)            free(p), returns NULL, errno untouched
+ *   realloc failure          NULL, errno ENOMEM, the block left as it was
  *   calloc/reallocarray      count * size overflow: NULL, errno ENOMEM
  *   posix_memalign           EINVAL unless align is a power of two and a
  *                            multiple of sizeof(void *); ENOMEM; *out is
@@ -72,7 +73,13 @@ static inline void *realloc_entry(enum entry e, void *p, size_t n)
 {
 	if (unlikely(route_owns(p) || n >= route.min || n == 0))
 		return route_realloc_slow(e, p, n);
-	return transient.realloc(p, n);
+	void *q = transient.realloc(p, n);
+
+	/* jemalloc 5.3 fails a request above its largest class without
+	 * setting errno; glibc sets ENOMEM. */
+	if (unlikely(!q))
+		errno = ENOMEM;
+	return q;
 }
 
 void *ENTRY(realloc)(void *p, size_t n)

@@ -82,8 +82,11 @@ void *route_realloc_slow(enum entry e, void *p, size_t n)
 	enum route_kind r = tls_depth ? ROUTE_BOOTSTRAP : route_decide(n);
 	void *q = transient.realloc(p, n);
 
-	if (q)
-		count(e, r, n);
+	if (!q) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	count(e, r, n);
 	return q;
 }
 

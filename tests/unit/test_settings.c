@@ -1,0 +1,147 @@
+/* test_settings.c: parsing of the BTD_* environment. */
+#include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <stdint.h>
+
+#include "../../common/log.h"
+#include "../../common/settings.h"
+
+Test(settings, sizes)
+{
+	static const struct {
+		const char *in;
+		size_t out;
+	} ok[] = {
+		{ "0", 0 }, { "123", 123 }, { "64K", 65536 }, { "64k", 65536 },
+		{ "16M", 16u << 20 }, { "1G", 1u << 30 }, { "2T", (size_t)2 << 40 },
+		{ "4KiB", 4096 }, { "4KB", 4096 }, { "512B", 512 },
+	};
+	static const char *const bad[] = {
+		"", "K", "-1", "+5", "12x", "1.5G", "64 K", "1KK", "18446744073709551616",
+		"17179869184G", "4Ki",
+	};
+	size_t n;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		cr_assert_eq(settings_parse_size(ok[i].in, &n), 0, "%s", ok[i].in);
+		cr_assert_eq(n, ok[i].out, "%s gave %zu", ok[i].in, n);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(settings_parse_size(bad[i], &n), -1, "'%s' accepted", bad[i]);
+}
+
+Test(settings, defaults_without_btd_variables)
+{
+	char *env[] = { "HOME=/root", "BTDX=1", "XBTD_POLICY=all", NULL };
+	struct settings s;
+
+	cr_assert_eq(settings_parse(&s, env, 0), 0);
+	cr_assert_eq(s.policy, POLICY_NONE);
+	cr_assert_eq(s.stats, 0);
+	cr_assert_eq(s.verbose, LOG_WARN);
+	cr_assert_eq(s.strict, 0);
+	cr_assert_eq(s.gc, GC_AUTO);
+	cr_assert_str_empty(s.pool);
+	cr_assert_eq(s.large_min, 65536);
+}
+
+Test(settings, every_variable_parses)
+{
+	char *env[] = {
+		"BTD_POOL=/dev/shm/x.pool", "BTD_POOL_SIZE=256M", "BTD_POLICY=all",
+		"BTD_LARGE_MIN=1M", "BTD_TAG_SITES=libfoo.so*,bar_*", "BTD_STATS=./s.txt",
+		"BTD_VERBOSE=3", "BTD_STRICT=true", "BTD_GC=never", NULL,
+	};
+	struct settings s;
+
+	cr_assert_eq(settings_parse(&s, env, 0), 0);
+	cr_assert_str_eq(s.pool, "/dev/shm/x.pool");
+	cr_assert_eq(s.pool_size, 256u << 20);
+	cr_assert_eq(s.policy, POLICY_ALL);
+	cr_assert_eq(s.large_min, 1u << 20);
+	cr_assert_str_eq(s.tag_sites, "libfoo.so*,bar_*");
+	cr_assert_eq(s.stats, 1);
+	cr_assert_str_eq(s.stats_path, "./s.txt");
+	cr_assert_eq(s.verbose, 3);
+	cr_assert_eq(s.strict, 1);
+	cr_assert_eq(s.gc, GC_NEVER);
+}
+
+Test(settings, stats_values)
+{
+	struct settings s;
+	char *on[] = { "BTD_STATS=1", NULL }, *off[] = { "BTD_STATS=off", NULL };
+
+	cr_assert_eq(settings_parse(&s, on, 0), 0);
+	cr_assert(s.stats && !s.stats_path[0]);
+	cr_assert_eq(settings_parse(&s, off, 0), 0);
+	cr_assert(!s.stats);
+}
+
+Test(settings, bad_values_name_the_variable_and_keep_the_default,
+     .init = cr_redirect_stderr)
+{
+	char *env[] = { "BTD_POLICY=sometimes", "BTD_STATS=yes please", "BTD_POOL_SIZE=1M",
+			"BTD_VERBOSE=7", "BTD_GC", NULL };
+	struct settings s;
+
+	cr_assert_eq(settings_parse(&s, env, 0), 5);
+	cr_assert_eq(s.policy, POLICY_NONE);
+	cr_assert_eq(s.stats, 0);
+	cr_assert_eq(s.pool_size, 1u << 30);
+	cr_assert_eq(s.gc, GC_AUTO);
+	fflush(stderr);
+	cr_assert_stderr_eq_str(
+		"btd: BTD_POLICY=sometimes is not valid: use none, tagged, large or all; using the default\n"
+		"btd: BTD_STATS=yes please is not valid: use 0, 1 (to stderr) or a file path containing '/' (./btd-stats.txt); using the default\n"
+		"btd: BTD_POOL_SIZE=1M is not valid: use a size of at least 2M, with an optional K, M, G or T suffix (1G); using the default\n"
+		"btd: BTD_VERBOSE=7 is not valid: use 0, 1, 2 or 3; using the default\n"
+		"btd: BTD_GC= is not valid: use auto, always or never; using the default\n");
+}
+
+Test(settings, unknown_variable_is_one_line, .init = cr_redirect_stderr)
+{
+	char *env[] = { "BTD_POLCY=all", NULL };
+	struct settings s;
+
+	cr_assert_eq(settings_parse(&s, env, 0), 1);
+	fflush(stderr);
+	cr_assert_stderr_eq_str(
+		"btd: unknown variable BTD_POLCY: check the spelling; known: BTD_POOL "
+		"BTD_POOL_SIZE BTD_POLICY BTD_LARGE_MIN BTD_TAG_SITES BTD_STATS "
+		"BTD_VERBOSE BTD_STRICT BTD_GC\n");
+}
+
+Test(settings, too_long_strings_are_refused, .init = cr_redirect_stderr)
+{
+	static char pool[PATH_MAX + 20] = "BTD_POOL=";
+	char *env[] = { pool, NULL };
+	struct settings s;
+
+	memset(pool + 9, 'a', PATH_MAX + 5);
+	cr_assert_eq(settings_parse(&s, env, 0), 1);
+	cr_assert_str_empty(s.pool);
+}
+
+Test(settings, secure_mode_ignores_the_environment)
+{
+	char *env[] = { "BTD_POLICY=all", "BTD_STATS=/tmp/x", "BTD_BOGUS=1", NULL };
+	struct settings s;
+
+	cr_assert_eq(settings_parse(&s, env, 1), 0);
+	cr_assert_eq(s.policy, POLICY_NONE);
+	cr_assert_eq(s.stats, 0);
+}
+
+Test(settings, verbose_zero_silences_errors_not, .init = cr_redirect_stderr)
+{
+	/* Errors always print, whatever BTD_VERBOSE says. */
+	char *env[] = { "BTD_VERBOSE=0", "BTD_GC=sometimes", NULL };
+	struct settings s;
+
+	log_verbosity = LOG_WARN;
+	cr_assert_eq(settings_parse(&s, env, 0), 1);
+	fflush(stderr);
+	cr_assert_stderr_eq_str(
+		"btd: BTD_GC=sometimes is not valid: use auto, always or never; using the default\n");
+}
