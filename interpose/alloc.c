@@ -13,7 +13,8 @@
  *   realloc failure          NULL, errno ENOMEM, the block left as it was
  *   calloc/reallocarray      count * size overflow: NULL, errno ENOMEM
  *   posix_memalign           EINVAL unless align is a power of two and a
- *                            multiple of sizeof(void *); ENOMEM; *out is
+ *                            multiple of sizeof(void *); ENOMEM (errno is
+ *                            ENOMEM too, as glibc leaves it); *out is
  *                            written only on success
  *   aligned_alloc            EINVAL unless align is a power of two; any size
  *                            (C17 DR 460: no need to be a multiple)
@@ -107,17 +108,12 @@ int ENTRY(posix_memalign)(void **out, size_t align, size_t n)
 {
 	if (unlikely(!is_pow2(align) || align % sizeof(void *)))
 		return EINVAL;
-	int *err = route_errno_ptr();
-	int saved = *err;
-
-	*err = 0;
 	void *p = route_aligned(ENTRY_POSIX_MEMALIGN, align, n);
-	int ret = p ? 0 : *err ? *err : ENOMEM;
 
-	*err = saved;
-	if (p)
-		*out = p;
-	return ret;
+	if (unlikely(!p))
+		return ENOMEM;
+	*out = p;
+	return 0;
 }
 
 void *ENTRY(aligned_alloc)(size_t align, size_t n)

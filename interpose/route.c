@@ -18,8 +18,6 @@
  * bootstrap call and served by the shims. */
 struct route route = { .min = 0, .own_lo = 0, .own_span = UINTPTR_MAX };
 
-BTD_TLS int *route_errno;
-
 /* > 0 while this thread runs btd's own code: its allocations go transient
  * (invariant 6, the allocator never allocates through itself). */
 static BTD_TLS unsigned tls_depth;
@@ -128,6 +126,7 @@ int interpose_init(char *const *envp, int secure)
 	if (transient_bind())
 		problems++;
 	stats_on = s->stats;
+	route.errno_off = (char *)&errno - (char *)__builtin_thread_pointer();
 	ready = 1;
 	/* Publish the fast path last: from here on only the calls that need
 	 * btd leave jemalloc's fast path. */

@@ -40,6 +40,7 @@ struct route {
 	size_t min;         /* sizes >= min take the slow path */
 	uintptr_t own_lo;   /* pointers with p - own_lo < own_span too */
 	uintptr_t own_span;
+	intptr_t errno_off; /* &errno - thread pointer, the same in every thread */
 };
 
 extern struct route route;
@@ -50,17 +51,13 @@ void route_free_slow(enum entry e, void *p);
 size_t route_usable_size_slow(void *p);
 
 /* errno survives free(): glibc promises it since 2.33 and programs rely on
- * it.  __errno_location() is a call through the PLT; caching the address per
- * thread makes saving errno two loads. */
-extern BTD_TLS int *route_errno;
-
-static inline int *route_errno_ptr(void)
+ * it.  errno lives in libc's static TLS, at the same offset from the thread
+ * pointer in every thread; knowing that offset makes its address one add
+ * instead of a call to __errno_location() through the PLT.  Valid once
+ * interpose_init() has run, which is before any free takes the fast path. */
+static inline int *route_errno_fast(void)
 {
-	int *e = route_errno;
-
-	if (unlikely(!e))
-		e = route_errno = &errno;
-	return e;
+	return (int *)((char *)__builtin_thread_pointer() + route.errno_off);
 }
 
 static inline int route_owns(const void *p)
@@ -89,7 +86,7 @@ static inline void route_free(enum entry e, void *p)
 		route_free_slow(e, p);
 		return;
 	}
-	int *err = route_errno_ptr();
+	int *err = route_errno_fast();
 	int saved = *err;
 
 	transient.free(p);
