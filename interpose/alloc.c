@@ -106,9 +106,12 @@ static inline int is_pow2(size_t a)
 
 int ENTRY(posix_memalign)(void **out, size_t align, size_t n)
 {
+	/* jemalloc's posix_memalign keeps the same contract: tail-call it. */
+	if (likely(n < route.min))
+		return transient.posix_memalign(out, align, n);
 	if (unlikely(!is_pow2(align) || align % sizeof(void *)))
 		return EINVAL;
-	void *p = route_aligned(ENTRY_POSIX_MEMALIGN, align, n);
+	void *p = route_alloc_slow(ENTRY_POSIX_MEMALIGN, n, align, 0);
 
 	if (unlikely(!p))
 		return ENOMEM;

@@ -58,6 +58,20 @@ static void *shim_aligned_alloc(size_t align, size_t n)
 	return p;
 }
 
+/* POSIX's contract: EINVAL for an alignment that is not a power of two
+ * multiple of sizeof(void *), ENOMEM, and *out written only on success. */
+static int shim_posix_memalign(void **out, size_t align, size_t n)
+{
+	if (!align || (align & (align - 1)) || align % sizeof(void *))
+		return EINVAL;
+	void *p = mallocx(n ? n : 1, MALLOCX_ALIGN(align));
+
+	if (!p)
+		return ENOMEM;
+	*out = p;
+	return 0;
+}
+
 static size_t shim_usable_size(void *p)
 {
 	return p ? sallocx(p, 0) : 0;
@@ -69,6 +83,7 @@ struct transient_ops transient = {
 	.realloc = shim_realloc,
 	.free = shim_free,
 	.aligned_alloc = shim_aligned_alloc,
+	.posix_memalign = shim_posix_memalign,
 	.usable_size = shim_usable_size,
 };
 
@@ -112,9 +127,10 @@ int transient_bind(void)
 	*(void **)&ops.realloc = resolve(h, "realloc", info.dli_fbase);
 	*(void **)&ops.free = resolve(h, "free", info.dli_fbase);
 	*(void **)&ops.aligned_alloc = resolve(h, "aligned_alloc", info.dli_fbase);
+	*(void **)&ops.posix_memalign = resolve(h, "posix_memalign", info.dli_fbase);
 	*(void **)&ops.usable_size = resolve(h, "malloc_usable_size", info.dli_fbase);
 	if (!ops.malloc || !ops.calloc || !ops.realloc || !ops.free ||
-	    !ops.aligned_alloc || !ops.usable_size)
+	    !ops.aligned_alloc || !ops.posix_memalign || !ops.usable_size)
 		return -1;
 	/* Each pointer is one aligned word: a concurrent caller sees the shim or
 	 * jemalloc's entry, and both serve the same heap. */
@@ -123,6 +139,7 @@ int transient_bind(void)
 	__atomic_store_n(&transient.realloc, ops.realloc, __ATOMIC_RELEASE);
 	__atomic_store_n(&transient.free, ops.free, __ATOMIC_RELEASE);
 	__atomic_store_n(&transient.aligned_alloc, ops.aligned_alloc, __ATOMIC_RELEASE);
+	__atomic_store_n(&transient.posix_memalign, ops.posix_memalign, __ATOMIC_RELEASE);
 	__atomic_store_n(&transient.usable_size, ops.usable_size, __ATOMIC_RELEASE);
 	bound = 1;
 	return 0;

@@ -24,6 +24,7 @@ struct transient_ops {
 	void *(*realloc)(void *p, size_t n); /* never called with n == 0 */
 	void (*free)(void *p);
 	void *(*aligned_alloc)(size_t align, size_t n); /* align: a power of 2 */
+	int (*posix_memalign)(void **out, size_t align, size_t n);
 	size_t (*usable_size)(void *p);
 };
 
