@@ -4,14 +4,109 @@
  *     LD_PRELOAD=libbtd_preload.so program
  * (or `btd run -- program`), and the environment chooses what goes where.
  * Programs that link libbtd use this header for named roots, persistence
- * points, transactions and the bartender cluster API; those arrive with the
- * persistent heap.  This version of the header carries the version only. */
+ * points, transactions and the bartender cluster API. */
 #ifndef BTD_H
 #define BTD_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 #define BTD_VERSION_MAJOR 0
 #define BTD_VERSION_MINOR 1
 #define BTD_VERSION_PATCH 0
 #define BTD_VERSION_STRING "0.1.0"
+
+/* Status codes: 0 or a negative btd_status; btd_strerror() names them and
+ * btd_last_error() holds this thread's full message of the last failure. */
+enum btd_status {
+	BTD_OK = 0,
+	BTD_ERR_NOMEM = -1,   /* the pool (or memory) is full */
+	BTD_ERR_INVAL = -2,   /* a bad argument */
+	BTD_ERR_NOENT = -3,   /* no such pool file, or no such root */
+	BTD_ERR_BUSY = -4,    /* the pool is open in another process */
+	BTD_ERR_FORMAT = -5,  /* not a pool file, or a corrupt one */
+	BTD_ERR_VERSION = -6, /* a pool of a format version this btd cannot read */
+	BTD_ERR_ADDR = -7,    /* the pool's address range is taken in this process */
+	BTD_ERR_NOSPC = -8,   /* the file system is full */
+	BTD_ERR_IO = -9,      /* an I/O error */
+	BTD_ERR_PERM = -10,   /* permission denied */
+};
+
+const char *btd_strerror(int status);
+const char *btd_last_error(void);
+
+/* ---- the bartender cluster API ----------------------------------------
+ *
+ *     struct btd_config cfg;
+ *     btd_config_init(&cfg);          // optional: without it only
+ *     cfg.single_node = 1;            // single_node is read
+ *     cfg.pool = "/mnt/pmem/app.pool";
+ *     struct btd_cluster *c = btd_cluster_create(&cfg);
+ *     char *p = btd_malloc(c, 100);
+ *     btd_memcpy(p, "123", 3);        // durable when it returns
+ *     btd_root_set("greeting", p);    // found again by the next run
+ *     btd_free(p);
+ *
+ * The pool is BTD_POOL, else cfg.pool, else a per-program default under
+ * /dev/shm/btd-<uid>/ (tmpfs: survives a process crash, not a reboot; put
+ * pools that must survive a power failure on a DAX file system). */
+
+#define BTD_CONFIG_MAGIC 0x6274645f63666731ULL /* "btd_cfg1" */
+
+struct btd_config {
+	int single_node;        /* 1: this machine only, no memory nodes */
+	/* Read only when btd_config_init() filled in magic: */
+	unsigned long long magic;
+	const char *pool;       /* pool file; NULL: BTD_POOL or the default */
+	size_t pool_size;       /* reservation of a new pool; 0: BTD_POOL_SIZE or 1 GiB */
+	const char *nodes;      /* memory nodes "host:port,..."; NULL: none */
+	unsigned replicas;      /* synchronous replicas wanted */
+};
+
+struct btd_cluster;
+
+void btd_config_init(struct btd_config *cfg);
+
+/* Open (creating if needed) the process's pool.  NULL on failure, with
+ * errno set and the reason in btd_last_error().  One pool per process:
+ * a second call returns the same cluster. */
+struct btd_cluster *btd_cluster_create(struct btd_config *cfg);
+
+/* Close the pool cleanly (also done at exit). */
+void btd_cluster_destroy(struct btd_cluster *c);
+
+/* Persistent allocation: NULL + ENOMEM when the pool is full. */
+void *btd_malloc(struct btd_cluster *c, size_t n);
+void btd_free(void *p);
+
+/* memcpy/memset that persist dst when it lies in the pool (plain
+ * otherwise); durable on return. */
+void *btd_memcpy(void *dst, const void *src, size_t n);
+void *btd_memset(void *dst, int c, size_t n);
+
+/* Make [p, p+n) of the pool durable.  BTD_ERR_INVAL outside the pool. */
+int btd_persist(const void *p, size_t n);
+
+/* Make everything written to the pool durable. */
+int btd_sync(void);
+
+/* Named roots: at least 1024 of them, names of 1 to 47 bytes.  Setting is
+ * durable on return; NULL deletes.  The recovery GC keeps every block
+ * reachable from a root and reclaims the rest. */
+int btd_root_set(const char *name, const void *p);
+void *btd_root_get(const char *name);
+
+/* Under the preload: allocations of this thread between begin and end are
+ * tagged, so BTD_POLICY=tagged (or large) sends them to the pool.  Nests.
+ * Without the preload they cannot take effect: BTD_ERR_INVAL. */
+int btd_tag_begin(void);
+int btd_tag_end(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,0 +1,58 @@
+/* heap.h: the persistent heap -- what the interposer and the public API
+ * call.  One heap per process, in one pool. */
+#ifndef BTD_HEAP_HEAP_H
+#define BTD_HEAP_HEAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/settings.h"
+
+struct heap_open_info {
+	int was_dirty;            /* the pool had not been closed cleanly */
+	int reset;                /* it was rootless and reset in O(1) */
+	int collected;            /* the recovery GC ran */
+	uint64_t kept_blocks, kept_bytes;
+	uint64_t freed_blocks, freed_bytes;
+	uint64_t gc_ns;           /* time spent in recovery */
+};
+
+/* Open (creating if missing) the pool and make the heap ready: recovery
+ * runs here, before the first allocation.  BTD_OK or a btd_status. */
+int heap_open(const char *path, size_t size, enum btd_gc gc, struct heap_open_info *info);
+void heap_close(void);
+void heap_abandon(void);  /* as a crash would: write nothing */
+int heap_is_open(void);
+
+/* The data range, for the interposer's one-compare ownership test. */
+void heap_range(uintptr_t *lo, size_t *len);
+
+void *heap_malloc(size_t n);                 /* NULL + ENOMEM when full */
+void *heap_aligned(size_t align, size_t n);  /* align: a power of two */
+void *heap_calloc(size_t n);
+void *heap_realloc(void *p, size_t n);       /* p in the heap, n > 0 */
+void heap_free(void *p);                     /* aborts on misuse */
+size_t heap_usable_size(const void *p);      /* aborts on misuse */
+int heap_owns(const void *p);
+
+/* A fork child: keep the parent's pool out of reach of the child's writes
+ * (see heap.c) and stop allocating from it. */
+void heap_fork_prepare(void);
+void heap_fork_parent(void);
+void heap_fork_child(void);
+
+struct heap_stats {
+	uint64_t pages_used, pages_top, pages_total;
+	uint64_t slabs, large_runs;
+	uint64_t small_live, small_live_bytes;
+};
+void heap_stats(struct heap_stats *s);
+
+/* Walk every invariant of DESIGN.md that can be checked from inside:
+ * descriptors against the page map, bitmap bits only at block starts of
+ * live runs, free runs not overlapping live ones, free lists inside their
+ * slabs.  Returns the number of violations, each reported on fd (or none
+ * when fd < 0). */
+unsigned long heap_check(int fd);
+
+#endif

@@ -1,0 +1,102 @@
+/* heap_int.h: the heap's private structures, shared with recovery/ only.
+ *
+ * GLOSSARY
+ *   page    4 KiB of the pool's data area; runs are made of pages
+ *   run     consecutive pages: a slab, or one large block
+ *   slab    a 64 KiB run cut into blocks of one size class
+ *   class   one of HEAP_CLASSES block sizes, 16 B .. 16 KiB
+ *   theap   a thread's heap: per class, the slab it allocates from
+ *
+ * Volatile state (DRAM, rebuilt at every open): the page map (page -> slab
+ * or large run), slab free lists, the free-run index.  Persistent state (in
+ * the pool): page descriptors of run heads, eagerly; the block-start
+ * bitmap, lazily (see layout.h).
+ *
+ * CONCURRENCY.  A slab belongs to one theap, whose thread alone pops and
+ * pushes its local free list and writes its bitmap words (a slab's bitmap
+ * words are its own: slabs never share a page, and a page is 4 bitmap
+ * words).  Other threads free into the slab's `xfree` stack with one CAS;
+ * the owner collects it when its local list runs dry.  Runs -- making and
+ * releasing slabs, large blocks, growing the pool -- take `heap.lock`. */
+#ifndef BTD_HEAP_HEAP_INT_H
+#define BTD_HEAP_HEAP_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "layout.h"
+#include "pool.h"
+
+#define HEAP_CLASSES 36
+#define HEAP_SMALL_MAX 16384u
+#define SLAB_PAGES 16u
+#define SLAB_BYTES (SLAB_PAGES * POOL_PAGE)
+
+struct theap;
+
+struct slab {
+	char *start;               /* first block (the slab's first page) */
+	uint32_t cls;
+	uint32_t size;             /* block size */
+	uint32_t nblocks;
+	uint32_t used;             /* blocks allocated, as the owner counts */
+	uint32_t bump;             /* blocks at and above this were never handed out */
+	uint32_t rebuild;          /* free list to be built from the bitmap */
+	void *free;                /* local free list: the owner's */
+	void *_Atomic xfree;       /* frees from other threads */
+	_Atomic int state;         /* slab_state of heap.c */
+	struct theap *owner;       /* NULL: detached, or on a partial list */
+	struct slab *next, *prev;  /* on the heap's partial list */
+};
+
+/* The page map: per data page, what lives there.  A slab's 16 pages all
+ * point at it; a large run's first page holds (npages << 1) | 1; other
+ * pages hold 0. */
+typedef uintptr_t page_entry;
+#define PAGE_IS_LARGE(e) ((e) & 1)
+#define PAGE_LARGE(n) (((uintptr_t)(n) << 1) | 1)
+#define PAGE_LARGE_PAGES(e) ((e) >> 1)
+
+struct theap {
+	struct slab *cur[HEAP_CLASSES]; /* the slab each class allocates from */
+	struct theap *next_free;
+};
+
+struct heap {
+	struct pool pool;
+	int open;
+	page_entry *pagemap;       /* npages entries (DRAM, lazily touched) */
+	size_t pagemap_bytes;
+	pthread_mutex_t lock;      /* runs, slabs, abandoned lists */
+	/* Free runs: boundary tags and size bins (DRAM, page-indexed). */
+	uint32_t *ftag;            /* length at the head and tail of a free run */
+	uint32_t *fnext, *fprev;   /* bin lists, by head page; UINT32_MAX ends */
+	uint32_t fbin[64];
+	uint64_t fbin_mask;
+	size_t top;                /* pages below were used at some point */
+	struct slab *partial[HEAP_CLASSES]; /* slabs no thread owns, with free blocks */
+	struct slab *slab_free;    /* spare slab structs */
+	/* Counters for stats and the checker. */
+	uint64_t live_large, live_large_pages;
+};
+
+extern struct heap heap;
+
+extern const uint32_t heap_class_size[HEAP_CLASSES];
+
+/* Volatile-state construction, for heap.c's open and recovery/. */
+struct slab *heap_slab_new(size_t page, unsigned cls);
+void heap_map_large(size_t page, size_t npages);
+void heap_free_run(size_t page, size_t npages);
+void heap_slab_park(struct slab *s);          /* to the partial list */
+void heap_release_slab(struct slab *s);
+
+static inline uint64_t *heap_bitword(const void *p, unsigned *bit)
+{
+	size_t g = (size_t)((const char *)p - heap.pool.data) / POOL_GRANULE;
+
+	*bit = (unsigned)(g & 63);
+	return &heap.pool.bitmap[g >> 6];
+}
+
+#endif

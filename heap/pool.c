@@ -1,0 +1,517 @@
+/* pool.c: create, validate, map, grow and close a pool file (see pool.h). */
+#include "pool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "btd.h"
+#include "pmem.h"
+
+#ifndef MAP_SYNC
+#define MAP_SYNC 0x80000
+#endif
+#ifndef MAP_SHARED_VALIDATE
+#define MAP_SHARED_VALIDATE 0x03
+#endif
+
+/* Where new pools are placed: between 96 and 112 TiB, far from where Linux
+ * puts programs (0x55...), their heaps and their mmaps (top down from
+ * 0x7f...).  The slot is drawn from the pool's UUID, so that two pools
+ * rarely collide, and probed onwards when taken. */
+#define POOL_ADDR_LO ((uintptr_t)0x600000000000)
+#define POOL_ADDR_HI ((uintptr_t)0x700000000000)
+#define POOL_ADDR_STEP ((uintptr_t)1 << 30)
+#define POOL_GROW_MIN ((size_t)256) /* pages: 1 MiB */
+
+static __thread char last_error[512];
+
+int pool_error(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vformat(last_error, sizeof(last_error), fmt, ap);
+	va_end(ap);
+	return status;
+}
+
+const char *pool_last_error(void)
+{
+	return last_error;
+}
+
+/* Fletcher-64 over 32-bit words, as PMDK checksums its headers. */
+uint64_t pool_checksum(const void *buf, size_t n)
+{
+	const uint32_t *w = buf;
+	uint64_t lo = 0, hi = 0;
+
+	for (size_t i = 0; i < n / 4; i++) {
+		lo = (lo + w[i]) % 0xffffffffu;
+		hi = (hi + lo) % 0xffffffffu;
+	}
+	return hi << 32 | lo;
+}
+
+static size_t round_up(size_t x, size_t a)
+{
+	return (x + a - 1) / a * a;
+}
+
+int pool_layout(size_t size, struct pool_header *h)
+{
+	size_t fixed = POOL_ROOTS_OFF + POOL_ROOTS_MAX * sizeof(struct pool_root);
+	/* Per data page: the page, its descriptor, its bitmap bytes. */
+	size_t per_page = POOL_PAGE + sizeof(uint64_t) + POOL_PAGE / POOL_GRANULE / 8;
+
+	if (size < fixed + 2 * POOL_DATA_ALIGN)
+		return -1;
+	size_t npages = (size - fixed - 2 * POOL_DATA_ALIGN) / per_page;
+
+	for (; npages > 0; npages--) {
+		size_t desc_off = round_up(fixed, POOL_PAGE);
+		size_t bitmap_off = round_up(desc_off + npages * sizeof(uint64_t), POOL_PAGE);
+		size_t data_off = round_up(bitmap_off + npages * POOL_PAGE / POOL_GRANULE / 8,
+					   POOL_DATA_ALIGN);
+
+		if (data_off + npages * POOL_PAGE <= size) {
+			h->desc_off = desc_off;
+			h->bitmap_off = bitmap_off;
+			h->data_off = data_off;
+			h->npages = npages;
+			h->size = size;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static void header_seal(struct pool_header *h)
+{
+	h->checksum = pool_checksum(h, offsetof(struct pool_header, checksum));
+}
+
+static int header_valid(const struct pool_header *h)
+{
+	return !memcmp(h->magic, POOL_MAGIC, 8) &&
+	       h->checksum == pool_checksum(h, offsetof(struct pool_header, checksum));
+}
+
+void pool_header_write(struct pool *p)
+{
+	unsigned slot = p->hdr_slot ^ 1;
+	struct pool_header *dst = (struct pool_header *)(p->base + slot * POOL_HEADER_SLOT);
+
+	p->hdr.epoch++;
+	header_seal(&p->hdr);
+	pmem_copy_persist(dst, &p->hdr, sizeof(p->hdr), PMEM_WHY_HEADER);
+	p->hdr_slot = slot;
+}
+
+void pool_desc_set(struct pool *p, size_t page, uint64_t d)
+{
+	__atomic_store_n(&p->desc[page], d, __ATOMIC_RELEASE);
+	pmem_persist_why(&p->desc[page], sizeof(uint64_t), PMEM_WHY_DESC);
+}
+
+static int errno_status(int e)
+{
+	switch (e) {
+	case ENOENT: return BTD_ERR_NOENT;
+	case EACCES: case EPERM: case EROFS: return BTD_ERR_PERM;
+	case ENOSPC: case EDQUOT: case EFBIG: return BTD_ERR_NOSPC;
+	case ENOMEM: return BTD_ERR_NOMEM;
+	default: return BTD_ERR_IO;
+	}
+}
+
+/* Back [off, off + len) of the file with real blocks. */
+static int back(struct pool *p, size_t off, size_t len)
+{
+	int r;
+
+	while ((r = fallocate(p->fd, 0, (off_t)off, (off_t)len)) && errno == EINTR)
+		;
+	if (!r)
+		return 0;
+	if (errno == EOPNOTSUPP) /* no fallocate here: write zeros is not safe either */
+		return 0;
+	return pool_error(errno_status(errno), "cannot grow pool %s to hold %zu more bytes (%s): "
+			  "free space on its file system, or set BTD_POOL to a larger one",
+			  p->path, len, strerror(errno));
+}
+
+int pool_grow(struct pool *p, size_t top)
+{
+	int ret = 0;
+
+	if (top <= __atomic_load_n(&p->heap_top, __ATOMIC_ACQUIRE))
+		return 0;
+	pthread_mutex_lock(&p->grow_lock);
+	if (top > p->heap_top) {
+		size_t old = p->heap_top;
+		size_t want = top;
+
+		/* Grow by at least an eighth, and at least 1 MiB. */
+		if (want < old + old / 8)
+			want = old + old / 8;
+		if (want < old + POOL_GROW_MIN)
+			want = old + POOL_GROW_MIN;
+		if (want > p->npages)
+			want = p->npages;
+		if (top > p->npages) {
+			ret = pool_error(BTD_ERR_NOMEM, "pool %s is full (%zu MiB of data): "
+					 "set BTD_POOL_SIZE larger when creating it",
+					 p->path, p->npages * POOL_PAGE >> 20);
+		} else {
+			size_t d0 = old * sizeof(uint64_t), d1 = want * sizeof(uint64_t);
+			size_t b0 = old * POOL_PAGE / POOL_GRANULE / 8;
+			size_t b1 = want * POOL_PAGE / POOL_GRANULE / 8;
+
+			ret = back(p, p->hdr.data_off + old * POOL_PAGE, (want - old) * POOL_PAGE);
+			if (!ret)
+				ret = back(p, p->hdr.desc_off + d0, d1 - d0);
+			if (!ret && b1 > b0)
+				ret = back(p, p->hdr.bitmap_off + b0, b1 - b0);
+			if (!ret) {
+				p->hdr.heap_top = want;
+				pool_header_write(p);
+				__atomic_store_n(&p->heap_top, want, __ATOMIC_RELEASE);
+			}
+		}
+	}
+	pthread_mutex_unlock(&p->grow_lock);
+	return ret;
+}
+
+/* Reserve [base, base + size) with MAP_FIXED_NOREPLACE, then map the file
+ * over it, with MAP_SYNC when the file system allows (real pmem). */
+static int map_at(struct pool *p, uintptr_t base, size_t size)
+{
+	void *r = mmap((void *)base, size, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+
+	if (r == MAP_FAILED)
+		return -1;
+	if (r != (void *)base) { /* a kernel older than 4.17 ignores the flag */
+		munmap(r, size);
+		errno = EEXIST;
+		return -1;
+	}
+	void *m = mmap(r, size, PROT_READ | PROT_WRITE,
+		       MAP_SHARED_VALIDATE | MAP_SYNC | MAP_FIXED, p->fd, 0);
+
+	p->map_sync = m != MAP_FAILED;
+	if (m == MAP_FAILED)
+		m = mmap(r, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, p->fd, 0);
+	if (m == MAP_FAILED) {
+		int e = errno;
+
+		munmap(r, size);
+		errno = e;
+		return -2;
+	}
+	p->base = m;
+	p->size = size;
+	return 0;
+}
+
+static void attach(struct pool *p)
+{
+	p->roots = (struct pool_root *)(p->base + POOL_ROOTS_OFF);
+	p->desc = (uint64_t *)(p->base + p->hdr.desc_off);
+	p->bitmap = (uint64_t *)(p->base + p->hdr.bitmap_off);
+	p->data = p->base + p->hdr.data_off;
+	p->npages = p->hdr.npages;
+	p->heap_top = p->hdr.heap_top;
+	pmem_select(p->base, p->size, p->map_sync);
+}
+
+static int lock_file(struct pool *p, int fd)
+{
+	if (!flock(fd, LOCK_EX | LOCK_NB))
+		return 0;
+	if (errno == EWOULDBLOCK) {
+		struct pool_header h;
+		long pid = 0;
+
+		if (pread(fd, &h, sizeof(h), 0) == sizeof(h) && header_valid(&h))
+			pid = (long)h.owner_pid;
+		return pool_error(BTD_ERR_BUSY, "pool %s is open in another process%s%ld%s: "
+				  "one process per pool; give this one its own BTD_POOL",
+				  p->path, pid ? " (pid " : "", pid, pid ? ")" : "");
+	}
+	return pool_error(BTD_ERR_IO, "cannot lock pool %s: %s", p->path, strerror(errno));
+}
+
+static int create(struct pool *p, const char *path, size_t size)
+{
+	struct pool_header h;
+	char tmp[PATH_MAX + 32];
+
+	memset(&h, 0, sizeof(h));
+	if (pool_layout(size, &h))
+		return pool_error(BTD_ERR_INVAL, "pool size %zu is too small: use at least 2M", size);
+	memcpy(h.magic, POOL_MAGIC, 8);
+	h.major = POOL_FORMAT_MAJOR;
+	h.minor = POOL_FORMAT_MINOR;
+	h.header_size = sizeof(h);
+	if (getrandom(h.uuid, sizeof(h.uuid), 0) != sizeof(h.uuid))
+		return pool_error(BTD_ERR_IO, "getrandom failed: %s", strerror(errno));
+	h.created = (uint64_t)time(NULL);
+	h.clean = 1; /* nothing in it yet; pool_open marks it open */
+
+	/* Built under a temporary name and renamed into place without
+	 * replacing anything: a crash while creating leaves no half pool under
+	 * the real name, and a pool created meanwhile by someone else wins. */
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return pool_error(errno_status(errno), "cannot create pool %s: %s", path,
+				  strerror(errno));
+	p->fd = fd;
+	int ret = lock_file(p, fd);
+
+	if (!ret && ftruncate(fd, (off_t)size))
+		ret = pool_error(errno_status(errno), "cannot size pool %s to %zu bytes: %s",
+				 path, size, strerror(errno));
+	if (!ret)
+		ret = back(p, 0, POOL_ROOTS_OFF + POOL_ROOTS_MAX * sizeof(struct pool_root));
+	if (!ret) {
+		uint64_t seed = pool_checksum(h.uuid, sizeof(h.uuid));
+		uintptr_t slots = (POOL_ADDR_HI - POOL_ADDR_LO) / POOL_ADDR_STEP;
+		int mapped = -1;
+
+		for (uintptr_t i = 0; i < 64 && mapped; i++) {
+			uintptr_t base = POOL_ADDR_LO + (seed + i * 7919) % slots * POOL_ADDR_STEP;
+
+			if (base + size > POOL_ADDR_HI)
+				continue;
+			mapped = map_at(p, base, size);
+			if (mapped == -2)
+				break;
+		}
+		if (mapped)
+			ret = pool_error(BTD_ERR_ADDR, "no free address range of %zu bytes for pool %s: "
+					 "use a smaller BTD_POOL_SIZE", size, path);
+	}
+	if (!ret) {
+		h.base = (uintptr_t)p->base;
+		h.size = size;
+		h.epoch = 1;
+		p->hdr = h;
+		attach(p);
+		/* Both copies valid from the start: epochs 2 and 3. */
+		p->hdr_slot = 1;
+		pool_header_write(p);
+		pool_header_write(p);
+		if (fsync(fd))
+			ret = pool_error(BTD_ERR_IO, "cannot sync new pool %s: %s", path,
+					 strerror(errno));
+	}
+	if (!ret && renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE)) {
+		ret = pool_error(errno == EEXIST ? BTD_ERR_BUSY : errno_status(errno),
+				 "cannot create pool %s: %s", path, strerror(errno));
+	}
+	if (ret) {
+		if (p->base)
+			munmap(p->base, size);
+		p->base = NULL;
+		unlink(tmp);
+		close(fd);
+		p->fd = -1;
+	}
+	return ret;
+}
+
+static int validate(struct pool *p, const struct stat *st, struct pool_header *out)
+{
+	struct pool_header h[2];
+	int valid[2];
+
+	for (int i = 0; i < 2; i++) {
+		ssize_t n = pread(p->fd, &h[i], sizeof(h[i]), (off_t)i * POOL_HEADER_SLOT);
+
+		valid[i] = n == sizeof(h[i]) && header_valid(&h[i]);
+	}
+	if (!valid[0] && !valid[1]) {
+		if (memcmp(h[0].magic, POOL_MAGIC, 8) && memcmp(h[1].magic, POOL_MAGIC, 8))
+			return pool_error(BTD_ERR_FORMAT, "%s is not a btd pool (no pool magic): "
+					  "point BTD_POOL at a pool file or at a path that does not exist yet",
+					  p->path);
+		return pool_error(BTD_ERR_FORMAT, "pool %s is corrupt (both header copies fail "
+				  "their checksum): restore it from a replica or a backup; "
+				  "the file was left as it is", p->path);
+	}
+	int i = valid[0] && valid[1] ? h[1].epoch > h[0].epoch : valid[1];
+
+	*out = h[i];
+	p->hdr_slot = (unsigned)i;
+	if (out->major != POOL_FORMAT_MAJOR)
+		return pool_error(BTD_ERR_VERSION, "pool %s has format %u.%u; this btd reads %u.x: "
+				  "open it with a matching btd", p->path, out->major, out->minor,
+				  POOL_FORMAT_MAJOR);
+	struct pool_header lay = *out;
+
+	if (out->header_size != sizeof(*out) || pool_layout(out->size, &lay) ||
+	    lay.desc_off != out->desc_off || lay.bitmap_off != out->bitmap_off ||
+	    lay.data_off != out->data_off || lay.npages != out->npages ||
+	    out->heap_top > out->npages || out->base % POOL_PAGE ||
+	    out->base < POOL_PAGE || out->base + out->size < out->base)
+		return pool_error(BTD_ERR_FORMAT, "pool %s has an inconsistent header: restore it "
+				  "from a replica or a backup; the file was left as it is", p->path);
+	if ((uint64_t)st->st_size != out->size)
+		return pool_error(BTD_ERR_FORMAT, "pool %s is %lld bytes but its header says %llu: "
+				  "truncated or extended by something else; restore it from a backup",
+				  p->path, (long long)st->st_size, (unsigned long long)out->size);
+	return 0;
+}
+
+static int open_existing(struct pool *p)
+{
+	int fd = open(p->path, O_RDWR | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0) {
+		int e = errno;
+
+		if (e == EISDIR)
+			return pool_error(BTD_ERR_FORMAT, "%s is a directory, not a pool: set BTD_POOL "
+					  "to a file path", p->path);
+		return pool_error(errno_status(e), "cannot open pool %s: %s%s", p->path, strerror(e),
+				  e == EACCES ? ": fix its permissions or choose another BTD_POOL" : "");
+	}
+	p->fd = fd;
+	int ret = 0;
+
+	if (fstat(fd, &st))
+		ret = pool_error(BTD_ERR_IO, "cannot stat pool %s: %s", p->path, strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		ret = pool_error(BTD_ERR_FORMAT, "%s is not a regular file, so not a pool: set "
+				 "BTD_POOL to a file path", p->path);
+	if (!ret)
+		ret = lock_file(p, fd);
+	struct pool_header h;
+
+	if (!ret)
+		ret = validate(p, &st, &h);
+	if (!ret) {
+		p->hdr = h;
+		int m = map_at(p, (uintptr_t)h.base, h.size);
+
+		if (m == -1)
+			ret = pool_error(BTD_ERR_ADDR, "pool %s must be mapped at %p, but that range "
+					 "is taken in this process: open the pool earlier (before "
+					 "large mappings), or copy its data into a new pool",
+					 p->path, (void *)(uintptr_t)h.base);
+		else if (m == -2)
+			ret = pool_error(errno_status(errno), "cannot map pool %s: %s", p->path,
+					 strerror(errno));
+	}
+	if (ret) {
+		close(fd);
+		p->fd = -1;
+		return ret;
+	}
+	attach(p);
+	return 0;
+}
+
+int pool_open(struct pool *p, const char *path, size_t size, int create_ok)
+{
+	memset(p, 0, sizeof(*p));
+	p->fd = -1;
+	pthread_mutex_init(&p->grow_lock, NULL);
+	if (strlen(path) >= sizeof(p->path) - 16)
+		return pool_error(BTD_ERR_INVAL, "pool path is too long: %.40s...", path);
+	strcpy(p->path, path);
+
+	int ret = open_existing(p);
+
+	if (ret == BTD_ERR_NOENT && create_ok) {
+		ret = create(p, path, size);
+		if (ret == BTD_ERR_BUSY) /* created by someone else meanwhile */
+			ret = open_existing(p);
+	}
+	if (ret)
+		return ret;
+	/* From here on the pool is ours: mark it open (dirty) before the first
+	 * allocation, so that a crash from now on is recovered. */
+	p->was_dirty = !p->hdr.clean;
+	p->hdr.clean = 0;
+	p->hdr.opens++;
+	p->hdr.crashes += (uint64_t)p->was_dirty;
+	p->hdr.owner_pid = (uint64_t)getpid();
+	pool_header_write(p);
+	return 0;
+}
+
+int pool_reset(struct pool *p)
+{
+	size_t off = p->hdr.desc_off;
+
+	if (fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+		      (off_t)(p->size - off)))
+		return pool_error(errno_status(errno), "cannot reset pool %s: %s", p->path,
+				  strerror(errno));
+	p->heap_top = 0;
+	p->hdr.heap_top = 0;
+	pool_header_write(p);
+	return 0;
+}
+
+void pool_abandon(struct pool *p)
+{
+	if (p->base)
+		munmap(p->base, p->size);
+	if (p->fd >= 0)
+		close(p->fd);
+	p->base = NULL;
+	p->fd = -1;
+}
+
+void pool_close(struct pool *p)
+{
+	if (!p->base)
+		return;
+	size_t bitmap_bytes = p->heap_top * POOL_PAGE / POOL_GRANULE / 8;
+
+	if (bitmap_bytes)
+		pmem_persist_why(p->bitmap, bitmap_bytes, PMEM_WHY_CLOSE);
+	p->hdr.clean = 1;
+	p->hdr.owner_pid = 0;
+	pool_header_write(p);
+	pool_abandon(p);
+}
+
+int pool_default_path(char *buf, size_t n, const char *program, unsigned instance)
+{
+	char dir[64];
+	struct stat st;
+
+	log_format(dir, sizeof(dir), "/dev/shm/btd-%u", (unsigned)getuid());
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return pool_error(errno_status(errno), "cannot create %s for the default pool: %s; "
+				  "set BTD_POOL", dir, strerror(errno));
+	if (lstat(dir, &st) || !S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
+	    (st.st_mode & 022))
+		return pool_error(BTD_ERR_PERM, "%s is not a private directory of this user: "
+				  "remove it, or set BTD_POOL", dir);
+	if (instance)
+		log_format(buf, n, "%s/%s.%u.pool", dir, program, instance);
+	else
+		log_format(buf, n, "%s/%s.pool", dir, program);
+	return 0;
+}

@@ -1,0 +1,84 @@
+/* pool.h: a pool file mapped at its fixed base address.
+ *
+ * The pool owns the file, its lock, the mapping and the header; the heap
+ * (heap.c) carves the data area into runs, and recovery/ rebuilds its free
+ * state.  One process per pool: an exclusive flock held while it is open. */
+#ifndef BTD_HEAP_POOL_H
+#define BTD_HEAP_POOL_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "layout.h"
+
+struct pool {
+	int fd;
+	char path[PATH_MAX];
+	char *base;                /* == (char *)hdr.base */
+	size_t size;
+	struct pool_header hdr;    /* the newest copy, as last written */
+	unsigned hdr_slot;         /* which slot holds it */
+	struct pool_root *roots;
+	uint64_t *desc;            /* one per data page */
+	uint64_t *bitmap;          /* one bit per granule of data */
+	char *data;
+	size_t npages;
+	size_t heap_top;           /* pages backed by fallocate */
+	int was_dirty;             /* opened after a crash */
+	int map_sync;              /* mapped with MAP_SYNC: real pmem */
+	pthread_mutex_t grow_lock;
+};
+
+/* Open the pool at path, creating it with a reservation of `size` bytes
+ * when it does not exist and create is set.  Returns BTD_OK or a negative
+ * btd_status, with the message in btd_last_error().  A file that is not a
+ * valid pool is never written. */
+int pool_open(struct pool *p, const char *path, size_t size, int create);
+
+/* Persist the bitmap, set the clean flag, unmap, unlock. */
+void pool_close(struct pool *p);
+
+/* Unmap and unlock without writing anything (a fork child, or a test
+ * simulating a crash). */
+void pool_abandon(struct pool *p);
+
+/* Make sure pages [0, top) of data are backed; BTD_ERR_NOSPC when the file
+ * system is full.  Thread-safe. */
+int pool_grow(struct pool *p, size_t top);
+
+/* Write the header (the older slot, epoch + 1) and persist it. */
+void pool_header_write(struct pool *p);
+
+/* Drop all data: punch out descriptors, bitmap and data, heap_top 0. */
+int pool_reset(struct pool *p);
+
+/* Persist a page descriptor. */
+void pool_desc_set(struct pool *p, size_t page, uint64_t d);
+
+/* Layout of a pool of `size` bytes; 0 when too small. */
+int pool_layout(size_t size, struct pool_header *h);
+
+uint64_t pool_checksum(const void *p, size_t n);
+
+/* The default pool of a program: /dev/shm/btd-<uid>/<program>.pool, or
+ * <program>.<instance>.pool for instance > 0 (the directory is made
+ * private to the user).  BTD_OK or a btd_status. */
+int pool_default_path(char *buf, size_t n, const char *program, unsigned instance);
+
+/* The last error of this thread (also btd_last_error). */
+int pool_error(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *pool_last_error(void);
+
+static inline size_t pool_page_of(const struct pool *p, const void *addr)
+{
+	return (size_t)((const char *)addr - p->data) / POOL_PAGE;
+}
+
+static inline int pool_contains(const struct pool *p, const void *addr)
+{
+	return (uintptr_t)addr - (uintptr_t)p->data < (uintptr_t)p->npages * POOL_PAGE;
+}
+
+#endif

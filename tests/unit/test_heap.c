@@ -1,0 +1,557 @@
+/* test_heap.c: the allocator and the recovery GC. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../heap/heap.h"
+#include "../../heap/heap_int.h"
+#include "../../heap/pmem.h"
+#include "../../heap/roots.h"
+#include "../../recovery/recovery.h"
+#include "btd.h"
+
+#define MiB ((size_t)1 << 20)
+
+static char dir[64], path[128];
+
+static void setup(void)
+{
+	strcpy(dir, "/dev/shm/btd-test-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/h.pool", dir);
+	cr_assert_eq(heap_open(path, 256 * MiB, GC_AUTO, NULL), 0, "%s", btd_last_error());
+}
+
+static void teardown(void)
+{
+	heap_close();
+	char cmd[160];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(heap, .init = setup, .fini = teardown);
+TestSuite(gc, .init = setup, .fini = teardown);
+
+static void crash_and_reopen(struct heap_open_info *info)
+{
+	heap_abandon();
+	cr_assert_eq(heap_open(path, 256 * MiB, GC_AUTO, info), 0, "%s", btd_last_error());
+	cr_assert(info->was_dirty);
+}
+
+Test(heap, every_size_class_and_large_sizes)
+{
+	for (size_t n = 1; n <= 300000; n = n < 64 ? n + 1 : n * 9 / 8) {
+		unsigned char *p = heap_malloc(n);
+
+		cr_assert_not_null(p, "size %zu", n);
+		cr_assert_eq((uintptr_t)p % 16, 0);
+		cr_assert(heap_owns(p));
+		cr_assert_geq(heap_usable_size(p), n);
+		memset(p, 0xab, heap_usable_size(p));
+		heap_free(p);
+	}
+	for (unsigned c = 0; c < HEAP_CLASSES; c++) {
+		void *p = heap_malloc(heap_class_size[c]);
+
+		cr_assert_eq(heap_usable_size(p), heap_class_size[c]);
+		heap_free(p);
+	}
+	cr_assert_eq(heap_check(2), 0);
+}
+
+Test(heap, small_fast_path_does_no_flush_and_no_fence)
+{
+	void *warm = heap_malloc(64); /* the slab exists, persisted */
+	struct pmem_counts before = pmem_counts();
+	void *ps[512];
+
+	for (int round = 0; round < 100; round++) {
+		for (int i = 0; i < 200; i++)
+			ps[i] = heap_malloc(64);
+		for (int i = 0; i < 200; i++)
+			heap_free(ps[i]);
+	}
+	struct pmem_counts after = pmem_counts();
+
+	for (unsigned w = 0; w < PMEM_WHY_COUNT; w++) {
+		cr_assert_eq(after.persists[w], before.persists[w], "persist of kind %u", w);
+		cr_assert_eq(after.flushes[w], before.flushes[w], "flush of kind %u", w);
+	}
+	cr_assert_eq(after.drains, before.drains);
+	heap_free(warm);
+}
+
+Test(heap, blocks_do_not_overlap)
+{
+	enum { N = 20000 };
+	static unsigned char *p[N];
+	static size_t sz[N];
+
+	for (int i = 0; i < N; i++) {
+		sz[i] = 1 + (size_t)(i * 7919) % (i % 50 == 0 ? 100000 : 3000);
+		p[i] = heap_malloc(sz[i]);
+		cr_assert_not_null(p[i]);
+		memset(p[i], i & 0xff, sz[i]);
+	}
+	for (int i = 0; i < N; i += 2)
+		heap_free(p[i]);
+	for (int i = 0; i < N; i += 2) {
+		p[i] = heap_malloc(sz[i]);
+		memset(p[i], i & 0xff, sz[i]);
+	}
+	for (int i = 0; i < N; i++)
+		for (size_t k = 0; k < sz[i]; k += 97)
+			cr_assert_eq(p[i][k], i & 0xff, "block %d was overwritten", i);
+	cr_assert_eq(heap_check(2), 0);
+}
+
+Test(heap, alignments)
+{
+	for (size_t a = 16; a <= 1 << 20; a <<= 1) {
+		for (size_t n = 1; n < 40000; n = n * 3 + 5) {
+			void *p = heap_aligned(a, n);
+
+			cr_assert_not_null(p);
+			cr_assert_eq((uintptr_t)p % a, 0, "align %zu size %zu: %p", a, n, p);
+			cr_assert_geq(heap_usable_size(p), n);
+			heap_free(p);
+		}
+	}
+	cr_assert_eq(heap_check(2), 0);
+}
+
+Test(heap, realloc_across_classes_keeps_data)
+{
+	size_t n = 1;
+	unsigned char *p = heap_malloc(n);
+
+	p[0] = 1;
+	for (size_t m = 2; m < 2 * MiB; m = m * 3 / 2 + 1) {
+		p = heap_realloc(p, m);
+		cr_assert_not_null(p);
+		for (size_t i = 0; i < n; i += 1 + n / 64)
+			cr_assert_eq(p[i], (unsigned char)(i * 31 + 1), "byte %zu at size %zu", i, m);
+		for (size_t i = 0; i < m; i++)
+			p[i] = (unsigned char)(i * 31 + 1);
+		n = m;
+	}
+	p = heap_realloc(p, 10);
+	cr_assert_eq(p[9], (unsigned char)(9 * 31 + 1));
+	heap_free(p);
+	cr_assert_eq(heap_check(2), 0);
+}
+
+Test(heap, large_realloc_grows_in_place_when_it_can)
+{
+	void *p = heap_malloc(100000);
+	void *q = heap_realloc(p, 200000);
+
+	cr_assert_eq(p, q, "the pages after a fresh large block are free");
+	heap_free(q);
+}
+
+Test(heap, calloc_zeroes_reused_blocks)
+{
+	unsigned char *p = heap_malloc(300);
+
+	memset(p, 0xff, 300);
+	heap_free(p);
+	unsigned char *q = heap_calloc(300);
+
+	for (int i = 0; i < 300; i++)
+		cr_assert_eq(q[i], 0);
+	heap_free(q);
+}
+
+struct xarg {
+	void **blocks;
+	int n;
+};
+
+static void *xfree_thread(void *arg)
+{
+	struct xarg *x = arg;
+
+	for (int i = 0; i < x->n; i++)
+		heap_free(x->blocks[i]);
+	return NULL;
+}
+
+static void *alloc_thread(void *arg)
+{
+	struct xarg *x = arg;
+
+	for (int i = 0; i < x->n; i++) {
+		x->blocks[i] = heap_malloc(16 + (size_t)i % 2000);
+		memset(x->blocks[i], 1, 16);
+	}
+	return NULL; /* and exit: its slabs are abandoned */
+}
+
+Test(heap, cross_thread_frees_and_thread_exit)
+{
+	enum { N = 100000 };
+	static void *blocks[N];
+	struct xarg x = { blocks, N };
+	pthread_t t;
+
+	for (int round = 0; round < 3; round++) {
+		pthread_create(&t, NULL, alloc_thread, &x);
+		pthread_join(t, NULL);
+		pthread_create(&t, NULL, xfree_thread, &x);
+		pthread_join(t, NULL);
+	}
+	cr_assert_eq(heap_check(2), 0);
+	struct heap_stats st;
+
+	heap_stats(&st);
+	cr_assert_eq(st.small_live, 0, "%llu blocks still live", (unsigned long long)st.small_live);
+	/* The abandoned slabs are reused, not leaked: a new round fits. */
+	size_t used = st.pages_used;
+
+	pthread_create(&t, NULL, alloc_thread, &x);
+	pthread_join(t, NULL);
+	heap_stats(&st);
+	cr_assert_leq(st.pages_used, used + 8 * SLAB_PAGES * HEAP_CLASSES);
+}
+
+static void *producer(void *arg)
+{
+	void *volatile *slot = arg;
+
+	for (int i = 0; i < 200000; i++) {
+		void *p = heap_malloc(64);
+
+		while (__atomic_load_n(slot, __ATOMIC_ACQUIRE))
+			;
+		__atomic_store_n(slot, p, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+Test(heap, producer_consumer_all_remote)
+{
+	void *volatile slot = NULL;
+	pthread_t t;
+
+	pthread_create(&t, NULL, producer, (void *)&slot);
+	for (int i = 0; i < 200000; i++) {
+		void *p;
+
+		while (!(p = __atomic_load_n(&slot, __ATOMIC_ACQUIRE)))
+			;
+		__atomic_store_n(&slot, NULL, __ATOMIC_RELEASE);
+		heap_free(p);
+	}
+	pthread_join(t, NULL);
+	struct heap_stats st;
+
+	heap_stats(&st);
+	cr_assert_lt(st.pages_used, 4096, "remote frees were not reused: %llu pages",
+		     (unsigned long long)st.pages_used);
+	cr_assert_eq(heap_check(2), 0);
+}
+
+Test(heap, double_free_aborts, .signal = SIGABRT)
+{
+	void *p = heap_malloc(40);
+
+	heap_free(p);
+	heap_free(p);
+}
+
+Test(heap, interior_free_aborts, .signal = SIGABRT)
+{
+	char *p = heap_malloc(400);
+
+	heap_free(p + 16);
+}
+
+Test(heap, misaligned_free_aborts, .signal = SIGABRT)
+{
+	char *p = heap_malloc(400);
+
+	heap_free(p + 3);
+}
+
+Test(heap, large_interior_free_aborts, .signal = SIGABRT)
+{
+	char *p = heap_malloc(100000);
+
+	heap_free(p + 4096);
+}
+
+Test(heap, large_double_free_aborts, .signal = SIGABRT)
+{
+	char *p = heap_malloc(100000);
+
+	heap_free(p);
+	heap_free(p);
+}
+
+static void *remote_double(void *p)
+{
+	heap_free(p);
+	heap_free(p);
+	return NULL;
+}
+
+Test(heap, remote_double_free_aborts, .signal = SIGABRT)
+{
+	pthread_t t;
+	void *keep = heap_malloc(48);
+	void *p = heap_malloc(48);
+
+	pthread_create(&t, NULL, remote_double, p);
+	pthread_join(t, NULL);
+	for (int i = 0; i < 100000; i++) /* the owner collects: aborts there at the latest */
+		heap_malloc(48);
+	(void)keep;
+}
+
+Test(heap, free_of_a_never_allocated_slot_aborts, .signal = SIGABRT)
+{
+	char *p = heap_malloc(64);
+
+	heap_free(p + 64 * 5); /* same slab, never handed out */
+}
+
+/* ---- roots and the recovery GC ---------------------------------------- */
+
+struct node {
+	struct node *next;
+	struct node *other;
+	long v;
+};
+
+static struct node *list(int n, size_t extra)
+{
+	struct node *head = NULL;
+
+	for (int i = 0; i < n; i++) {
+		struct node *x = heap_malloc(sizeof(*x) + extra);
+
+		x->next = head;
+		x->other = NULL;
+		x->v = i;
+		head = x;
+	}
+	return head;
+}
+
+static long sum(const struct node *x)
+{
+	long s = 0;
+
+	for (; x; x = x->next)
+		s += x->v;
+	return s;
+}
+
+Test(gc, roots_limits)
+{
+	char name[64];
+	void *p = heap_malloc(8);
+
+	for (unsigned i = 0; i < 1024; i++) {
+		snprintf(name, sizeof(name), "root-%u", i);
+		cr_assert_eq(roots_set(name, p), 0, "%s", btd_last_error());
+	}
+	cr_assert_eq(roots_set("one-too-many", p), BTD_ERR_NOMEM);
+	cr_assert_eq(roots_set("root-7", NULL), 0);
+	cr_assert_null(roots_get("root-7"));
+	cr_assert_eq(roots_set("one-too-many", p), 0);
+	cr_assert_eq(roots_set("", p), BTD_ERR_INVAL);
+	cr_assert_eq(roots_set("0123456789012345678901234567890123456789012345678", p),
+		     BTD_ERR_INVAL);
+	int stack;
+
+	cr_assert_eq(roots_set("x", &stack), BTD_ERR_INVAL);
+	cr_assert(strstr(btd_last_error(), "not a pointer into the persistent heap"));
+}
+
+Test(gc, reachable_kept_unreachable_reclaimed)
+{
+	struct heap_open_info info;
+	struct node *keep = list(5000, 0);
+	struct node *deep = list(20000, 200); /* a deep list: no recursion limits */
+
+	keep->other = deep;
+	for (int i = 0; i < 3000; i++) /* garbage */
+		list(3, 100)->other = NULL;
+	void *big = heap_malloc(300000);
+
+	((struct node *)big)->next = NULL;
+	list(10, 0)->other = big;       /* a large block, unreachable */
+	roots_set("keep", keep);
+	crash_and_reopen(&info);
+	cr_assert(info.collected);
+	keep = roots_get("keep");
+	cr_assert_eq(sum(keep), 5000L * 4999 / 2);
+	cr_assert_eq(sum(keep->other), 20000L * 19999 / 2);
+	cr_assert_eq(info.kept_blocks, 25000);
+	cr_assert_geq(info.freed_blocks, 9000 + 10 + 1);
+	cr_assert_eq(heap_check(2), 0);
+	struct recovery_audit a;
+
+	recovery_audit(&a);
+	cr_assert_eq(a.reachable, 25000);
+	cr_assert_eq(a.reachable_free, 0);
+	cr_assert_eq(a.leaked, 0);
+}
+
+Test(gc, cycles_are_kept_and_unreachable_cycles_freed)
+{
+	struct heap_open_info info;
+	struct node *a = heap_malloc(sizeof(*a)), *b = heap_malloc(sizeof(*b));
+	struct node *c = heap_malloc(sizeof(*c)), *d = heap_malloc(sizeof(*d));
+
+	a->next = b, b->next = a, a->v = 1, b->v = 2;
+	c->next = d, d->next = c; /* unreachable cycle */
+	roots_set("cycle", b);
+	crash_and_reopen(&info);
+	a = roots_get("cycle");
+	cr_assert_eq(a->v, 2);
+	cr_assert_eq(a->next->next, a);
+	cr_assert_eq(info.kept_blocks, 2);
+	cr_assert_eq(info.freed_blocks, 2);
+}
+
+Test(gc, interior_pointers_keep_their_block)
+{
+	struct heap_open_info info;
+	char *small = heap_malloc(1000);
+	char *large = heap_malloc(500000);
+
+	strcpy(small, "small");
+	strcpy(large, "large");
+	struct node *holder = heap_malloc(sizeof(*holder));
+
+	holder->next = (struct node *)(small + 500);
+	holder->other = (struct node *)(large + 300000);
+	roots_set("holder", holder);
+	roots_set("inside", small + 8);
+	crash_and_reopen(&info);
+	cr_assert_eq(info.kept_blocks, 3);
+	cr_assert_str_eq(small, "small");
+	cr_assert_str_eq(large, "large");
+	/* Still live: allocating a lot does not hand them out again. */
+	for (int i = 0; i < 1000; i++)
+		memset(heap_malloc(1000), 0, 1000);
+	cr_assert_str_eq(small, "small");
+	cr_assert_eq(heap_check(2), 0);
+}
+
+Test(gc, stale_pointers_in_freed_blocks_do_not_resurrect)
+{
+	struct heap_open_info info;
+	struct node *root = heap_malloc(sizeof(*root));
+	struct node *victim = heap_malloc(sizeof(*victim) + 2000);
+	struct node *freed = heap_malloc(sizeof(*freed));
+
+	freed->next = victim;   /* a stale pointer ... */
+	root->next = freed;
+	roots_set("root", root);
+	root->next = NULL;      /* ... in a block no longer reachable */
+	heap_free(freed);
+	crash_and_reopen(&info);
+	cr_assert_eq(info.kept_blocks, 1, "only the root's block survives");
+	struct recovery_audit a;
+
+	recovery_audit(&a);
+	cr_assert_eq(a.leaked, 0);
+}
+
+Test(gc, clean_close_is_trusted_without_collecting)
+{
+	struct heap_open_info info;
+	struct node *l = list(1000, 0);
+
+	list(100, 0); /* garbage, kept by a clean close: it was allocated */
+	roots_set("l", l);
+	heap_close();
+	cr_assert_eq(heap_open(path, 256 * MiB, GC_AUTO, &info), 0);
+	cr_assert(!info.was_dirty && !info.collected);
+	cr_assert_eq(info.kept_blocks, 1100);
+	heap_close();
+	cr_assert_eq(heap_open(path, 256 * MiB, GC_ALWAYS, &info), 0);
+	cr_assert(info.collected);
+	cr_assert_eq(info.kept_blocks, 1000);
+	cr_assert_eq(info.freed_blocks, 100);
+	cr_assert_eq(sum(roots_get("l")), 1000L * 999 / 2);
+}
+
+Test(gc, recovery_is_idempotent)
+{
+	struct heap_open_info info;
+	struct node *l = list(3000, 50);
+
+	list(3000, 50);
+	roots_set("l", l);
+	for (int i = 0; i < 3; i++) {
+		crash_and_reopen(&info);
+		cr_assert_eq(info.kept_blocks, 3000);
+		cr_assert_eq(sum(roots_get("l")), 3000L * 2999 / 2);
+		cr_assert_eq(heap_check(2), 0);
+	}
+}
+
+Test(gc, freed_space_is_reused_after_recovery)
+{
+	struct heap_open_info info;
+	struct node *l = list(100, 0);
+
+	roots_set("l", l);
+	for (int round = 0; round < 20; round++) {
+		for (int i = 0; i < 2000; i++)
+			heap_malloc(5000); /* garbage each round */
+		crash_and_reopen(&info);
+	}
+	struct heap_stats st;
+
+	heap_stats(&st);
+	cr_assert_lt(st.pages_top, 6000, "recovery must hand the garbage back: top %llu pages",
+		     (unsigned long long)st.pages_top);
+	cr_assert_eq(sum(roots_get("l")), 100L * 99 / 2);
+}
+
+Test(gc, reciprocal_division_is_exact)
+{
+	/* recovery maps an address to its block with a multiply: check every
+	 * offset of every class against a division. */
+	for (unsigned c = 0; c < HEAP_CLASSES; c++) {
+		uint32_t size = heap_class_size[c];
+		uint64_t m = (((uint64_t)1 << 32) + size - 1) / size;
+
+		for (uint64_t off = 0; off < SLAB_BYTES; off++)
+			if (((off * m) >> 32) != off / size)
+				cr_assert_fail("class %u offset %llu", size, (unsigned long long)off);
+	}
+}
+
+Test(gc, clean_close_after_remote_frees_persists_an_exact_bitmap)
+{
+	enum { N = 20000 };
+	static void *blocks[N];
+	struct xarg x = { blocks, N };
+	struct heap_open_info info;
+	pthread_t t;
+
+	roots_set("anchor", heap_malloc(8));
+	pthread_create(&t, NULL, alloc_thread, &x);
+	pthread_join(t, NULL);
+	xfree_thread(&x); /* all remote: the owner is gone */
+	heap_close();
+	cr_assert_eq(heap_open(path, 256 * MiB, GC_AUTO, &info), 0);
+	cr_assert(!info.collected);
+	cr_assert_eq(info.kept_blocks, 1, "remote frees came back as live blocks");
+}
