@@ -21,7 +21,7 @@ const char *settings_policy_name(enum btd_policy p)
 void settings_default(struct settings *s)
 {
 	memset(s, 0, sizeof(*s));
-	s->policy = POLICY_NONE;
+	s->policy = POLICY_LARGE;
 	s->large_min = 64 * KiB;
 	s->pool_size = 1 * GiB;
 	s->verbose = LOG_WARN;

@@ -21,7 +21,11 @@ struct heap_open_info {
  * runs here, before the first allocation.  BTD_OK or a btd_status. */
 int heap_open(const char *path, size_t size, enum btd_gc gc, struct heap_open_info *info);
 void heap_close(void);
+
+/* The default pool path of a program (see pool.h). */
+int heap_default_path(char *buf, size_t n, const char *program, unsigned instance);
 void heap_abandon(void);  /* as a crash would: write nothing */
+int heap_exit(void);      /* at process exit: freeze; 1 when marked clean */
 int heap_is_open(void);
 
 /* The data range, for the interposer's one-compare ownership test. */

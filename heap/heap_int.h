@@ -76,6 +76,7 @@ struct heap {
 	size_t top;                /* pages below were used at some point */
 	struct slab *partial[HEAP_CLASSES]; /* slabs no thread owns, with free blocks */
 	struct slab *slab_free;    /* spare slab structs */
+	unsigned threads;          /* theaps in use */
 	/* Counters for stats and the checker. */
 	uint64_t live_large, live_large_pages;
 };

@@ -482,10 +482,8 @@ void pool_abandon(struct pool *p)
 	p->fd = -1;
 }
 
-void pool_close(struct pool *p)
+void pool_mark_clean(struct pool *p)
 {
-	if (!p->base)
-		return;
 	size_t bitmap_bytes = p->heap_top * POOL_PAGE / POOL_GRANULE / 8;
 
 	if (bitmap_bytes)
@@ -493,6 +491,13 @@ void pool_close(struct pool *p)
 	p->hdr.clean = 1;
 	p->hdr.owner_pid = 0;
 	pool_header_write(p);
+}
+
+void pool_close(struct pool *p)
+{
+	if (!p->base)
+		return;
+	pool_mark_clean(p);
 	pool_abandon(p);
 }
 

@@ -37,7 +37,10 @@ struct pool {
  * valid pool is never written. */
 int pool_open(struct pool *p, const char *path, size_t size, int create);
 
-/* Persist the bitmap, set the clean flag, unmap, unlock. */
+/* Persist the bitmap and set the clean flag (the mapping stays). */
+void pool_mark_clean(struct pool *p);
+
+/* pool_mark_clean, then unmap and unlock. */
 void pool_close(struct pool *p);
 
 /* Unmap and unlock without writing anything (a fork child, or a test

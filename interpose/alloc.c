@@ -65,15 +65,15 @@ void *ENTRY(calloc)(size_t count, size_t n)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (unlikely(total >= route.min))
-		return route_alloc_slow(ENTRY_CALLOC, total, 0, 1);
+	if (unlikely(total >= route_min))
+		return route_alloc_slow(ENTRY_CALLOC, total, 0, 1, ROUTE_CALLER);
 	return transient.calloc(1, total);
 }
 
-static inline void *realloc_entry(enum entry e, void *p, size_t n)
+static inline void *realloc_entry(enum entry e, void *p, size_t n, const void *caller)
 {
-	if (unlikely(route_owns(p) || n >= route.min || n == 0))
-		return route_realloc_slow(e, p, n);
+	if (unlikely(route_owns(p) || n >= route_min || n == 0))
+		return route_realloc_slow(e, p, n, caller);
 	void *q = transient.realloc(p, n);
 
 	/* jemalloc 5.3 fails a request above its largest class without
@@ -85,7 +85,7 @@ static inline void *realloc_entry(enum entry e, void *p, size_t n)
 
 void *ENTRY(realloc)(void *p, size_t n)
 {
-	return realloc_entry(ENTRY_REALLOC, p, n);
+	return realloc_entry(ENTRY_REALLOC, p, n, ROUTE_CALLER);
 }
 
 void *ENTRY(reallocarray)(void *p, size_t count, size_t n)
@@ -96,7 +96,7 @@ void *ENTRY(reallocarray)(void *p, size_t count, size_t n)
 		errno = ENOMEM;
 		return NULL;
 	}
-	return realloc_entry(ENTRY_REALLOCARRAY, p, total);
+	return realloc_entry(ENTRY_REALLOCARRAY, p, total, ROUTE_CALLER);
 }
 
 static inline int is_pow2(size_t a)
@@ -107,11 +107,11 @@ static inline int is_pow2(size_t a)
 int ENTRY(posix_memalign)(void **out, size_t align, size_t n)
 {
 	/* jemalloc's posix_memalign keeps the same contract: tail-call it. */
-	if (likely(n < route.min))
+	if (likely(n < route_min))
 		return transient.posix_memalign(out, align, n);
 	if (unlikely(!is_pow2(align) || align % sizeof(void *)))
 		return EINVAL;
-	void *p = route_alloc_slow(ENTRY_POSIX_MEMALIGN, n, align, 0);
+	void *p = route_alloc_slow(ENTRY_POSIX_MEMALIGN, n, align, 0, ROUTE_CALLER);
 
 	if (unlikely(!p))
 		return ENOMEM;

@@ -10,8 +10,18 @@
 #include <stddef.h>
 
 #include "../common/settings.h"
+#include "../heap/heap.h"
 
 extern struct settings interpose_settings;
+
+/* What the stats report says about the persistent heap. */
+struct interpose_counters {
+	struct heap_open_info open; /* what opening the pool found and did */
+	unsigned long heap_fallbacks; /* times the heap was given up */
+	unsigned long heap_full;      /* allocations the full pool refused */
+};
+
+extern struct interpose_counters interpose_counters;
 
 /* Read the settings from envp, bind jemalloc's fast paths and open the
  * fast path.  Returns the number of problems reported on stderr. */
@@ -20,6 +30,16 @@ int interpose_init(char *const *envp, int secure);
 /* The depth guard around btd's own code (see route.c). */
 void interpose_enter(void);
 void interpose_leave(void);
+
+/* btd_tag_begin (+1) / btd_tag_end (-1) of this thread; -1 on an
+ * unmatched end. */
+int interpose_tag(int delta);
+
+/* fork handlers and the exit of the process. */
+void interpose_fork_prepare(void);
+void interpose_fork_parent(void);
+void interpose_fork_child(void);
+void interpose_exit(void);
 
 void *interpose_malloc(size_t n);
 void *interpose_calloc(size_t count, size_t n);

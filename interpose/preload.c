@@ -4,11 +4,17 @@
  *                           (libstdc++ asks for its 72,704-byte emergency
  *                           pool before any constructor of ours runs)
  *   constructor             settings, jemalloc's fast paths, fork handlers
- *   fork                    the child starts its own stats
- *   destructor              the stats report; frees that arrive later (from
- *                           other destructors, TSD destructors of exiting
- *                           threads) still go to jemalloc, whose entry
- *                           points stay bound for the life of the process
+ *   first persistent call   the pool opens (route.c)
+ *   fork                    the child sees the pool privately and allocates
+ *                           no more from it (heap.c, FORK); it starts its
+ *                           own stats
+ *   destructor              the heap freezes and the pool is marked clean
+ *                           (heap_exit), then the stats report; frees that
+ *                           arrive later (from other destructors, TSD
+ *                           destructors of exiting threads) still go to
+ *                           jemalloc, or are ignored for pool blocks, and
+ *                           the pool stays mapped for destructors that
+ *                           still read persistent blocks
  *
  * Our constructor runs after jemalloc's (libjemalloc.so.2 is our
  * dependency), so jemalloc has registered its fork handlers before we
@@ -23,24 +29,57 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "../heap/pmem.h"
 #include "interpose.h"
 #include "stats.h"
 
 extern char **environ;
 
-/* A copy of stderr taken at start-up: some programs close fd 2 before the
- * destructors run (gnulib's close_stdout, used by coreutils, does). */
-static int stats_fd = -1;
+/* Where stderr pointed at start-up, when that is a file or a terminal:
+ * some programs close fd 2 before the destructors run (gnulib's
+ * close_stdout, used by coreutils, does), and the report then goes there.
+ * No descriptor is held open for it: programs see exactly the descriptors
+ * they made. */
+static char stderr_path[PATH_MAX];
 
-static void atfork_child(void)
+
+static void write_heap_stats(int fd)
 {
-	stats_reset();
+	const struct interpose_counters *c = &interpose_counters;
+	const struct heap_open_info *o = &c->open;
+	struct pmem_counts pc = pmem_counts();
+	static const char *const why[] = { "header", "roots", "descriptors", "btd_persist",
+					   "close", "recovery" };
+
+	if (!heap_is_open() && !c->heap_fallbacks)
+		return;
+	log_fd(fd, "btd:   pool: %s%s%s", o->was_dirty ? "opened dirty" : "opened clean",
+	       o->reset ? ", rootless: reset" : "", o->collected ? ", collected" : "");
+	if (o->collected || o->kept_blocks)
+		log_fd(fd, "btd:   recovery: kept %llu blocks (%llu bytes), reclaimed %llu blocks "
+		       "(%llu bytes) in %llu us",
+		       (unsigned long long)o->kept_blocks, (unsigned long long)o->kept_bytes,
+		       (unsigned long long)o->freed_blocks, (unsigned long long)o->freed_bytes,
+		       (unsigned long long)(o->gc_ns / 1000));
+	for (unsigned w = 0; w < PMEM_WHY_COUNT; w++)
+		if (pc.persists[w] || pc.flushes[w])
+			log_fd(fd, "btd:   persists for %-12s %14llu (flushes %llu)", why[w],
+			       (unsigned long long)pc.persists[w],
+			       (unsigned long long)pc.flushes[w]);
+	if (c->heap_fallbacks || c->heap_full)
+		log_fd(fd, "btd:   fallbacks to jemalloc: %lu (full pool: %lu allocations)",
+		       c->heap_fallbacks, c->heap_full);
 }
 
 static void write_stats(void)
 {
 	const struct settings *s = &interpose_settings;
-	int err_fd = stats_fd >= 0 ? stats_fd : STDERR_FILENO;
+	int err_fd = STDERR_FILENO;
+
+	if (fcntl(STDERR_FILENO, F_GETFD) < 0 && stderr_path[0])
+		err_fd = open(stderr_path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (err_fd < 0)
+		return;
 	int fd = err_fd;
 
 	if (s->stats_path[0]) {
@@ -57,8 +96,11 @@ static void write_stats(void)
 		}
 	}
 	stats_write(fd, program_invocation_short_name, (long)getpid());
-	if (fd != err_fd)
+	write_heap_stats(fd);
+	if (fd != STDERR_FILENO)
 		close(fd);
+	if (err_fd != fd && err_fd != STDERR_FILENO)
+		close(err_fd);
 }
 
 __attribute__((constructor)) static void preload_init(void)
@@ -72,16 +114,20 @@ __attribute__((constructor)) static void preload_init(void)
 		_exit(SETTINGS_STRICT_EXIT);
 	}
 	interpose_enter(); /* pthread_atfork allocates */
-	if (interpose_settings.stats)
-		stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 64);
-	if (pthread_atfork(NULL, NULL, atfork_child))
-		log_msg(LOG_WARN, "pthread_atfork failed: a fork child will report its "
-			"parent's stats as its own");
+	if (interpose_settings.stats && !interpose_settings.stats_path[0]) {
+		ssize_t n = readlink("/proc/self/fd/2", stderr_path, sizeof(stderr_path) - 1);
+
+		stderr_path[n > 0 && stderr_path[0] == '/' ? n : 0] = '\0';
+	}
+	if (pthread_atfork(interpose_fork_prepare, interpose_fork_parent, interpose_fork_child))
+		log_msg(LOG_WARN, "pthread_atfork failed: a fork child could write into its "
+			"parent's pool; run without fork or without the persistent heap");
 	interpose_leave();
 }
 
 __attribute__((destructor)) static void preload_fini(void)
 {
+	interpose_exit();
 	if (interpose_settings.stats) {
 		interpose_enter();
 		write_stats();

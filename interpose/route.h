@@ -1,9 +1,9 @@
 /* route.h: the per-call decision, inlined into every entry point.
  *
- * The fast path of an allocation is one compare and an indirect call into
- * jemalloc:
+ * The fast path of an allocation is one compare with a thread-local
+ * threshold and an indirect call into jemalloc:
  *
- *	if (n >= route.min)          sizes the slow path must see
+ *	if (n >= route_min)          sizes the slow path must see
  *		slow path
  *	return transient.malloc(n)
  *
@@ -13,14 +13,16 @@
  *		slow path
  *	transient.free(p)
  *
- * route.min and the owned range are set so that exactly the calls that need
- * more than jemalloc fall out: before the constructor has run, or with
- * BTD_STATS on, min is 0 and the range is everything, so every call takes
- * the slow path, which counts it and serves it; otherwise min is the
- * smallest size the policy sends to the persistent heap (SIZE_MAX when none)
- * and the range is the mapped pool (empty when none) -- invariant 1 of
- * DESIGN.md, ownership in O(1).  The slow path also holds the reentrancy
- * guard: calls made from inside btd go to the transient allocator. */
+ * route_min starts at 0 in every thread, so a thread's first allocation
+ * takes the slow path, which sets it from the policy: SIZE_MAX when nothing
+ * goes to the persistent heap, BTD_LARGE_MIN under `large`, 0 under `all`,
+ * with BTD_STATS or BTD_TAG_SITES (every call must be seen), and while the
+ * thread is tagged (btd_tag_begin).  Being per thread, tagging one thread
+ * costs the others nothing.  The owned range is everything until the
+ * constructor has run or while stats are on, else the pool's data area
+ * (empty until the pool is open) -- invariant 1 of DESIGN.md, ownership in
+ * O(1).  The slow path also holds the reentrancy guard: calls made from
+ * inside btd go to the transient allocator. */
 #ifndef BTD_INTERPOSE_ROUTE_H
 #define BTD_INTERPOSE_ROUTE_H
 
@@ -37,16 +39,16 @@ extern "C" {
 #endif
 
 struct route {
-	size_t min;         /* sizes >= min take the slow path */
-	uintptr_t own_lo;   /* pointers with p - own_lo < own_span too */
+	uintptr_t own_lo;   /* pointers with p - own_lo < own_span take the slow path */
 	uintptr_t own_span;
 	intptr_t errno_off; /* &errno - thread pointer, the same in every thread */
 };
 
 extern struct route route;
+extern BTD_TLS size_t route_min;
 
-void *route_alloc_slow(enum entry e, size_t n, size_t align, int zero);
-void *route_realloc_slow(enum entry e, void *p, size_t n);
+void *route_alloc_slow(enum entry e, size_t n, size_t align, int zero, const void *caller);
+void *route_realloc_slow(enum entry e, void *p, size_t n, const void *caller);
 void route_free_slow(enum entry e, void *p);
 size_t route_usable_size_slow(void *p);
 
@@ -65,18 +67,22 @@ static inline int route_owns(const void *p)
 	return (uintptr_t)p - route.own_lo < route.own_span;
 }
 
+/* The caller's address, for BTD_TAG_SITES: these inline functions sit in
+ * the exported entry points, so this is the program's call site. */
+#define ROUTE_CALLER __builtin_return_address(0)
+
 static inline void *route_malloc(enum entry e, size_t n)
 {
-	if (unlikely(n >= route.min))
-		return route_alloc_slow(e, n, 0, 0);
+	if (unlikely(n >= route_min))
+		return route_alloc_slow(e, n, 0, 0, ROUTE_CALLER);
 	return transient.malloc(n);
 }
 
 /* align is a power of two. */
 static inline void *route_aligned(enum entry e, size_t align, size_t n)
 {
-	if (unlikely(n >= route.min))
-		return route_alloc_slow(e, n, align, 0);
+	if (unlikely(n >= route_min))
+		return route_alloc_slow(e, n, align, 0, ROUTE_CALLER);
 	return transient.aligned_alloc(align, n);
 }
 

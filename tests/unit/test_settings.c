@@ -36,7 +36,7 @@ Test(settings, defaults_without_btd_variables)
 	struct settings s;
 
 	cr_assert_eq(settings_parse(&s, env, 0), 0);
-	cr_assert_eq(s.policy, POLICY_NONE);
+	cr_assert_eq(s.policy, POLICY_LARGE);
 	cr_assert_eq(s.stats, 0);
 	cr_assert_eq(s.verbose, LOG_WARN);
 	cr_assert_eq(s.strict, 0);
@@ -86,7 +86,7 @@ Test(settings, bad_values_name_the_variable_and_keep_the_default,
 	struct settings s;
 
 	cr_assert_eq(settings_parse(&s, env, 0), 5);
-	cr_assert_eq(s.policy, POLICY_NONE);
+	cr_assert_eq(s.policy, POLICY_LARGE);
 	cr_assert_eq(s.stats, 0);
 	cr_assert_eq(s.pool_size, 1u << 30);
 	cr_assert_eq(s.gc, GC_AUTO);
@@ -129,7 +129,7 @@ Test(settings, secure_mode_ignores_the_environment)
 	struct settings s;
 
 	cr_assert_eq(settings_parse(&s, env, 1), 0);
-	cr_assert_eq(s.policy, POLICY_NONE);
+	cr_assert_eq(s.policy, POLICY_LARGE);
 	cr_assert_eq(s.stats, 0);
 }
 
