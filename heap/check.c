@@ -22,9 +22,7 @@ struct checker {
 
 static int bit_set(const char *b)
 {
-	unsigned bit;
-
-	return (int)((__atomic_load_n(heap_bitword(b, &bit), __ATOMIC_RELAXED) >> bit) & 1);
+	return heap_bit_test(b);
 }
 
 /* Runs: descriptors agree with the page map, nothing overlaps. */

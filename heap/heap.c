@@ -445,12 +445,11 @@ static BTD_NOINLINE void *small_alloc_slow(struct theap *t, unsigned cls)
 				slab_carve(s);
 			if (s->free) {
 				void **b = s->free;
-				unsigned bit;
 
 				t->cur[cls] = s;
 				s->free = *b;
 				s->used++;
-				*heap_bitword(b, &bit) |= (uint64_t)1 << bit;
+				heap_bit_set(b);
 				return b;
 			}
 			t->cur[cls] = NULL;
@@ -513,9 +512,8 @@ static void *large_alloc(size_t n, size_t align)
 	pool_desc_set(&heap.pool, page, DESC_MAKE_LARGE(np));
 	large_publish(page, np);
 	char *p = heap.pool.data + page * POOL_PAGE;
-	unsigned bit;
 
-	*heap_bitword(p, &bit) |= (uint64_t)1 << bit;
+	heap_bit_set(p);
 	pthread_mutex_unlock(&heap.lock);
 	return p;
 }
@@ -562,11 +560,10 @@ static inline void *small_alloc(unsigned cls)
 
 		if (likely(s && s->free)) {
 			void **b = s->free;
-			unsigned bit;
 
 			s->free = *b;
 			s->used++;
-			*heap_bitword(b, &bit) |= (uint64_t)1 << bit;
+			heap_bit_set(b);
 			return b;
 		}
 	} else if (!(t = theap_get())) {

@@ -100,4 +100,23 @@ static inline uint64_t *heap_bitword(const void *p, unsigned *bit)
 	return &heap.pool.bitmap[g >> 6];
 }
 
+/* The bitmap bit of block p (a relaxed read: other bits of the word may
+ * be changing under their owners). */
+static inline int heap_bit_test(const void *p)
+{
+	unsigned bit;
+	uint64_t *w = heap_bitword(p, &bit);
+
+	return (int)((__atomic_load_n(w, __ATOMIC_RELAXED) >> bit) & 1);
+}
+
+/* Set the bitmap bit of block p (its owner, or under heap.lock). */
+static inline void heap_bit_set(const void *p)
+{
+	unsigned bit;
+	uint64_t *w = heap_bitword(p, &bit);
+
+	*w |= (uint64_t)1 << bit;
+}
+
 #endif

@@ -25,11 +25,13 @@
 #define MAP_SHARED_VALIDATE 0x03
 #endif
 
-/* Where new pools are placed: between 96 and 112 TiB, far from where Linux
- * puts programs (0x55...), their heaps and their mmaps (top down from
- * 0x7f...).  The slot is drawn from the pool's UUID, so that two pools
- * rarely collide, and probed onwards when taken. */
-#define POOL_ADDR_LO ((uintptr_t)0x600000000000)
+/* Where new pools are placed: between 104 and 112 TiB, far from where
+ * Linux puts programs (0x55...), their heaps and their mmaps (top down from
+ * 0x7f...), and above the 4 TiB that AddressSanitizer's allocator takes at
+ * 0x600000000000 (so that ASan builds can open the same pools).  The slot
+ * is drawn from the pool's UUID, so that two pools rarely collide, and
+ * probed onwards when taken. */
+#define POOL_ADDR_LO ((uintptr_t)0x680000000000)
 #define POOL_ADDR_HI ((uintptr_t)0x700000000000)
 #define POOL_ADDR_STEP ((uintptr_t)1 << 30)
 #define POOL_GROW_MIN ((size_t)256) /* pages: 1 MiB */
@@ -136,7 +138,39 @@ static int errno_status(int e)
 	}
 }
 
-/* Back [off, off + len) of the file with real blocks. */
+/* THE DESCRIPTOR.  Once the pool is mapped its descriptor is closed: a
+ * program must see only the descriptors it opened (an extra one shows in
+ * /proc/self/fd, and closefrom() in a daemon could close it and hand its
+ * number to one of the program's own files).  The exclusive flock stays:
+ * it belongs to the open file description, which the mapping keeps alive
+ * until it is unmapped.  Growing or resetting the pool opens the file
+ * again by path, and checks that it is still the same file. */
+static int pool_reopen(struct pool *p)
+{
+	struct stat st;
+	int fd = open(p->path, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return pool_error(errno_status(errno), "cannot reopen pool %s to grow it: %s",
+				  p->path, strerror(errno));
+	if (fstat(fd, &st) || st.st_dev != p->dev || st.st_ino != p->ino) {
+		close(fd);
+		return pool_error(BTD_ERR_IO, "pool %s was replaced or removed while in use: "
+				  "the heap cannot grow; leave pool files alone while they are open",
+				  p->path);
+	}
+	p->fd = fd;
+	return 0;
+}
+
+static void pool_release_fd(struct pool *p)
+{
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
+}
+
+/* Back [off, off + len) of the file with real blocks (p->fd is open). */
 static int back(struct pool *p, size_t off, size_t len)
 {
 	int r;
@@ -174,7 +208,7 @@ int pool_grow(struct pool *p, size_t top)
 			ret = pool_error(BTD_ERR_NOMEM, "pool %s is full (%zu MiB of data): "
 					 "set BTD_POOL_SIZE larger when creating it",
 					 p->path, p->npages * POOL_PAGE >> 20);
-		} else {
+		} else if (!(ret = pool_reopen(p))) {
 			size_t d0 = old * sizeof(uint64_t), d1 = want * sizeof(uint64_t);
 			size_t b0 = old * POOL_PAGE / POOL_GRANULE / 8;
 			size_t b1 = want * POOL_PAGE / POOL_GRANULE / 8;
@@ -184,6 +218,7 @@ int pool_grow(struct pool *p, size_t top)
 				ret = back(p, p->hdr.desc_off + d0, d1 - d0);
 			if (!ret && b1 > b0)
 				ret = back(p, p->hdr.bitmap_off + b0, b1 - b0);
+			pool_release_fd(p);
 			if (!ret) {
 				p->hdr.heap_top = want;
 				pool_header_write(p);
@@ -229,6 +264,12 @@ static int map_at(struct pool *p, uintptr_t base, size_t size)
 
 static void attach(struct pool *p)
 {
+	struct stat st;
+
+	if (!fstat(p->fd, &st)) {
+		p->dev = st.st_dev;
+		p->ino = st.st_ino;
+	}
 	p->roots = (struct pool_root *)(p->base + POOL_ROOTS_OFF);
 	p->desc = (uint64_t *)(p->base + p->hdr.desc_off);
 	p->bitmap = (uint64_t *)(p->base + p->hdr.bitmap_off);
@@ -324,6 +365,10 @@ static int create(struct pool *p, const char *path, size_t size)
 	if (!ret && renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE)) {
 		ret = pool_error(errno == EEXIST ? BTD_ERR_BUSY : errno_status(errno),
 				 "cannot create pool %s: %s", path, strerror(errno));
+	}
+	if (!ret) {
+		pool_release_fd(p);
+		return 0;
 	}
 	if (ret) {
 		if (p->base)
@@ -426,6 +471,7 @@ static int open_existing(struct pool *p)
 		return ret;
 	}
 	attach(p);
+	pool_release_fd(p);
 	return 0;
 }
 
@@ -461,11 +507,17 @@ int pool_open(struct pool *p, const char *path, size_t size, int create_ok)
 int pool_reset(struct pool *p)
 {
 	size_t off = p->hdr.desc_off;
+	int ret = pool_reopen(p);
 
+	if (ret)
+		return ret;
 	if (fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
 		      (off_t)(p->size - off)))
-		return pool_error(errno_status(errno), "cannot reset pool %s: %s", p->path,
-				  strerror(errno));
+		ret = pool_error(errno_status(errno), "cannot reset pool %s: %s", p->path,
+				 strerror(errno));
+	pool_release_fd(p);
+	if (ret)
+		return ret;
 	p->heap_top = 0;
 	p->hdr.heap_top = 0;
 	pool_header_write(p);
@@ -475,11 +527,9 @@ int pool_reset(struct pool *p)
 void pool_abandon(struct pool *p)
 {
 	if (p->base)
-		munmap(p->base, p->size);
-	if (p->fd >= 0)
-		close(p->fd);
+		munmap(p->base, p->size); /* the last reference: the lock goes too */
+	pool_release_fd(p);
 	p->base = NULL;
-	p->fd = -1;
 }
 
 void pool_mark_clean(struct pool *p)

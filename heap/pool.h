@@ -10,11 +10,14 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "layout.h"
 
 struct pool {
-	int fd;
+	int fd;                    /* -1 but while opening, growing, resetting */
+	dev_t dev;                 /* the mapped file, to find it again */
+	ino_t ino;
 	char path[PATH_MAX];
 	char *base;                /* == (char *)hdr.base */
 	size_t size;

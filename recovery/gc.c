@@ -191,9 +191,7 @@ static size_t walk(void)
 
 static int bit_at(const char *b)
 {
-	unsigned bit;
-
-	return (int)((*heap_bitword(b, &bit) >> bit) & 1);
+	return heap_bit_test(b);
 }
 
 /* Release what holds no marked block; count the rest. */

@@ -9,6 +9,7 @@
 
 #include "../common/settings.h"
 #include "btd.h"
+#include "pool_cmds.h"
 
 #define PRELOAD_NAME "libbtd_preload.so"
 
@@ -20,6 +21,9 @@ static void usage(FILE *f)
 		"commands:\n"
 		"  run [--stats] [--pool PATH] [--policy none|tagged|large|all] -- PROGRAM [ARGS...]\n"
 		"             run PROGRAM with its allocations taken over by bartender\n"
+		"  info POOL  header, state, roots and usage of a pool (read-only)\n"
+		"  check POOL open the pool (recovering it if it is dirty), verify every heap\n"
+		"             invariant and that every allocated block is reachable\n"
 		"  help       this text\n"
 		"  --version  the version of btd\n"
 		"\n"
@@ -127,6 +131,13 @@ int main(int argc, char **argv)
 
 	if (!strcmp(cmd, "run"))
 		return cmd_run(argc - 2, argv + 2);
+	if (!strcmp(cmd, "info") || !strcmp(cmd, "check")) {
+		if (argc != 3) {
+			fprintf(stderr, "btd %s: give one pool file: btd %s POOL\n", cmd, cmd);
+			return 2;
+		}
+		return !strcmp(cmd, "info") ? cmd_info(argv[2]) : cmd_check(argv[2]);
+	}
 	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
 		printf("btd %s\n", BTD_VERSION_STRING);
 		return 0;

@@ -1,0 +1,25 @@
+/* churn_exit.c MODE: allocate about 4 MiB, then leave by MODE: "exit",
+ * "abort" (a crash) or "kill" (SIGKILL to itself). */
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+
+int main(int argc, char **argv)
+{
+	expect_btd();
+	void *keep[400];
+
+	for (int i = 0; i < 400; i++) {
+		keep[i] = malloc(10000);
+		memset(keep[i], i, 10000);
+		if (i % 3 == 0)
+			free(malloc(50000));
+	}
+	if (argc > 1 && !strcmp(argv[1], "abort"))
+		abort();
+	if (argc > 1 && !strcmp(argv[1], "kill"))
+		kill(getpid(), SIGKILL);
+	return keep[399] ? 0 : 1;
+}
