@@ -1,5 +1,6 @@
 /* churn_exit.c MODE: allocate about 4 MiB, then leave by MODE: "exit",
- * "abort" (a crash) or "kill" (SIGKILL to itself). */
+ * "abort" (a crash), "kill" (SIGKILL to itself), or "sleep" (1 s, then
+ * exit: for concurrent runs). */
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,5 +22,7 @@ int main(int argc, char **argv)
 		abort();
 	if (argc > 1 && !strcmp(argv[1], "kill"))
 		kill(getpid(), SIGKILL);
+	if (argc > 1 && !strcmp(argv[1], "sleep"))
+		sleep(1);
 	return keep[399] ? 0 : 1;
 }
