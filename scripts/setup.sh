@@ -1,18 +1,24 @@
 #!/bin/bash
-# setup.sh [--tests]: install what bartender needs on Debian bookworm.
+# setup.sh [--tests|--bench]: install what bartender needs on Debian bookworm.
 #
 # Installs only what is missing, so a second run is quick and quiet.  The
 # base set builds btd and runs the demo; --tests adds the real programs the
-# test suite runs under the preload.  Needs root (or sudo) when something is
-# missing.
+# test suite runs under the preload; --bench adds PMDK's libpmemobj (the
+# baseline of the heap benchmark) and gnuplot.  Needs root (or sudo) when
+# something is missing.
 set -euo pipefail
 
 base=(meson ninja-build pkg-config gcc g++ binutils python3
       libpmem-dev libjemalloc-dev libfabric-dev libcriterion-dev sqlite3)
 tests=(libpython3.11-testsuite redis-server redis-tools git bash coreutils)
 
+bench=(libpmemobj-dev gnuplot-nox libjemalloc2)
+
 want=("${base[@]}")
-[ "${1:-}" = "--tests" ] && want+=("${tests[@]}")
+case ${1:-} in
+--tests) want+=("${tests[@]}") ;;
+--bench) want+=("${bench[@]}") ;;
+esac
 
 missing=()
 for p in "${want[@]}"; do

@@ -12,8 +12,8 @@ else
 	meson setup build -Dwerror=true -Dtests=enabled >/dev/null
 fi
 ninja -C build
-# The internals once more under AddressSanitizer and UBSan (the unit suite
-# only: a sanitizer's runtime interposes malloc itself, so the preload suite
+# The internals once more under AddressSanitizer and UBSan (the unit and API
+# suites: a sanitizer's runtime interposes malloc itself, so the preload suite
 # cannot run there).
 if [ ! -f build-asan/meson-private/coredata.dat ]; then
 	meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
@@ -25,7 +25,7 @@ ninja -C build-asan
 quiet() { grep -vE '^(Ok|Expected Fail|Fail|Unexpected Pass|Skipped|Timeout): ' || true; }
 set +e
 meson test -C build --print-errorlogs --num-processes 2 "$@" 2>&1 | quiet
-meson test -C build-asan --print-errorlogs --num-processes 2 --suite unit 2>&1 | quiet
+meson test -C build-asan --print-errorlogs --num-processes 2 --suite unit --suite api 2>&1 | quiet
 set -e
 exec python3 scripts/test_summary.py build/meson-logs/testlog.json \
 	asan:build-asan/meson-logs/testlog.json
