@@ -196,9 +196,7 @@ static size_t run_take(size_t n)
 			frun_link(page + n, have - n);
 		return page;
 	}
-	if (heap.top + n > heap.pool.npages)
-		return SIZE_MAX;
-	if (pool_grow(&heap.pool, heap.top + n))
+	if (pool_grow(&heap.pool, heap.top + n)) /* says why: full, or no space */
 		return SIZE_MAX;
 	page = heap.top;
 	heap.top += n;
@@ -488,6 +486,8 @@ static void *large_alloc(size_t n, size_t align)
 	size_t extra = align > POOL_PAGE ? align / POOL_PAGE - 1 : 0;
 
 	if (n > heap.pool.npages * (size_t)POOL_PAGE) {
+		pool_error(BTD_ERR_NOMEM, "a block of %zu bytes is larger than pool %s", n,
+			   heap.pool.path);
 		errno = ENOMEM;
 		return NULL;
 	}

@@ -186,6 +186,19 @@ static int back(struct pool *p, size_t off, size_t len)
 			  p->path, len, strerror(errno));
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* After the file system refused to grow the pool, further attempts within
+ * a second fail at once: each would cost an open, a stat and a failing
+ * fallocate, under the heap's lock, on every allocation that wants space. */
+#define POOL_GROW_RETRY_NS 1000000000u
+
 int pool_grow(struct pool *p, size_t top)
 {
 	int ret = 0;
@@ -193,7 +206,9 @@ int pool_grow(struct pool *p, size_t top)
 	if (top <= __atomic_load_n(&p->heap_top, __ATOMIC_ACQUIRE))
 		return 0;
 	pthread_mutex_lock(&p->grow_lock);
-	if (top > p->heap_top) {
+	if (top > p->heap_top && p->grow_retry_at && now_ns() < p->grow_retry_at) {
+		ret = p->grow_error;
+	} else if (top > p->heap_top) {
 		size_t old = p->heap_top;
 		size_t want = top;
 
@@ -224,6 +239,12 @@ int pool_grow(struct pool *p, size_t top)
 				pool_header_write(p);
 				__atomic_store_n(&p->heap_top, want, __ATOMIC_RELEASE);
 			}
+		}
+		/* The file system said no: do not ask again at once.  (A used-up
+		 * reservation is answered above without a system call.) */
+		if (top <= p->npages) {
+			p->grow_retry_at = ret ? now_ns() + POOL_GROW_RETRY_NS : 0;
+			p->grow_error = ret;
 		}
 	}
 	pthread_mutex_unlock(&p->grow_lock);

@@ -32,6 +32,8 @@ struct pool {
 	int was_dirty;             /* opened after a crash */
 	int map_sync;              /* mapped with MAP_SYNC: real pmem */
 	pthread_mutex_t grow_lock;
+	uint64_t grow_retry_at;    /* after a failed growth: when to try again */
+	int grow_error;            /* and the status to return until then */
 };
 
 /* Open the pool at path, creating it with a reservation of `size` bytes

@@ -85,6 +85,16 @@ static void give_up_heap(const char *why)
 		"transient)", why);
 }
 
+/* The first allocation the pool could not serve: the heap's own reason
+ * (the pool's reservation is used up, or its file system is full). */
+static void heap_full_warning(void)
+{
+	char why[640];
+
+	log_format(why, sizeof(why), "persistent allocation failed: %s", btd_last_error());
+	give_up_heap(why);
+}
+
 /* Open the pool: BTD_POOL, or the program's default, or -- when another
  * process of the same program holds that -- the next free instance. */
 static void heap_start(void)
@@ -190,8 +200,7 @@ void *route_alloc_slow(enum entry e, size_t n, size_t align, int zero, const voi
 			p = transient_alloc(n, align, zero);
 			r = ROUTE_TRANSIENT;
 			if (p && !interpose_counters.heap_full++)
-				give_up_heap("the persistent pool is full (create it with a "
-					     "larger BTD_POOL_SIZE)");
+				heap_full_warning();
 		}
 	} else {
 		p = transient_alloc(n, align, zero);
@@ -229,9 +238,20 @@ void *route_realloc_slow(enum entry e, void *p, size_t n, const void *caller)
 
 	tls_depth++;
 	if (heap_owns(p)) {
-		/* A block keeps its home: persistent stays persistent. */
+		/* A block keeps its home: persistent stays persistent, unless
+		 * the pool is full (or left, in a fork child), when it moves to
+		 * jemalloc like any fallback. */
 		r = ROUTE_PERSISTENT;
-		q = heap_state > 0 ? heap_realloc(p, n) : realloc_out_of_pool(p, n);
+		q = heap_state > 0 ? heap_realloc(p, n) : NULL;
+		if (!q) {
+			q = realloc_out_of_pool(p, n);
+			r = ROUTE_TRANSIENT;
+			if (q && heap_state > 0) {
+				heap_free(p);
+				if (!interpose_counters.heap_full++)
+					heap_full_warning();
+			}
+		}
 	} else {
 		if (!ready)
 			r = ROUTE_BOOTSTRAP;

@@ -1,6 +1,6 @@
 /* churn_exit.c MODE: allocate about 4 MiB, then leave by MODE: "exit",
- * "abort" (a crash), "kill" (SIGKILL to itself), or "sleep" (1 s, then
- * exit: for concurrent runs). */
+ * "abort" (a crash), "kill" (SIGKILL to itself), "sleep" (1 s, then exit:
+ * for concurrent runs), or "big" (64 MiB more, written, then exit). */
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,5 +24,13 @@ int main(int argc, char **argv)
 		kill(getpid(), SIGKILL);
 	if (argc > 1 && !strcmp(argv[1], "sleep"))
 		sleep(1);
+	if (argc > 1 && !strcmp(argv[1], "big")) {
+		for (int i = 0; i < 64; i++) {
+			char *p = malloc(1 << 20);
+
+			CHECK(p, "malloc of 1 MiB");
+			memset(p, i, 1 << 20);
+		}
+	}
 	return keep[399] ? 0 : 1;
 }

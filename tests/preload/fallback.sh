@@ -31,8 +31,25 @@ grep -q "BTD_STRICT=1: exiting" "$tmp/err" || fail "strict message: $(cat "$tmp/
 # A full pool: the smallest pool, a program that wants more.
 run BTD_POOL="$tmp/small.pool" BTD_POOL_SIZE=2M "$prog" exit 2>"$tmp/err" ||
 	fail "the program did not run on with a full pool"
-grep -q "the persistent pool is full" "$tmp/err" || fail "full pool: $(cat "$tmp/err")"
+grep -q "persistent allocation failed: pool $tmp/small.pool is full" "$tmp/err" ||
+	fail "full pool: $(cat "$tmp/err")"
 [ "$(grep -c . "$tmp/err")" -eq 1 ] || fail "a full pool warns once: $(cat "$tmp/err")"
+
+# A full file system: growing the pool fails cleanly and once, the program
+# runs on (never a SIGBUS), and fast: failed growth is not retried on every
+# allocation.  A 16 MiB tmpfs of our own, in a private mount namespace.
+mkdir "$tmp/mnt"
+start=$(date +%s)
+unshare --map-root-user --mount sh -c 'mount -t tmpfs -o size=16M tmpfs "$1" || exit 99
+	shift; exec env "$@"' sh "$tmp/mnt" LD_PRELOAD="$lib" BTD_POLICY=all \
+	BTD_POOL="$tmp/mnt/p.pool" BTD_POOL_SIZE=1G "$prog" big 2>"$tmp/err"
+st=$?
+[ $st -ne 99 ] || fail "cannot mount a tmpfs in a user namespace here"
+[ $st -eq 0 ] || fail "the program ended $st on a full file system: $(cat "$tmp/err")"
+grep -q "cannot grow pool $tmp/mnt/p.pool.*No space left on device" "$tmp/err" ||
+	fail "full file system: $(cat "$tmp/err")"
+[ "$(grep -c . "$tmp/err")" -eq 1 ] || fail "want one line: $(cat "$tmp/err")"
+[ $(($(date +%s) - start)) -lt 20 ] || fail "a full file system made allocation slow"
 
 # Two concurrent runs of one program with the default pool: separate pools.
 mkdir -p "$tmp/home"
