@@ -6,13 +6,20 @@
  * also the double-free and interior-pointer check), push.  No flush, no
  * fence, no lock, no atomic instruction (invariant 3).
  *
- * FULL SLABS.  A slab whose owner finds it exhausted is detached (owner
- * NULL, state FULL) so that the owner never rescans full slabs.  A later
- * free into it is a remote free; the first one to see FULL moves it to the
- * heap's partial list, where any thread of the class adopts it.  The owner
- * publishes FULL and then looks at xfree once more; a freer pushes to xfree
- * and then looks at the state.  With both sides sequentially consistent one
- * of them sees the other, so no freed block is lost. */
+ * SLAB STATES (atomic, for the hand-over between an owner and the threads
+ * that free into its slabs):
+ *   ACTIVE    owned; current or on the owner's partial list, which the
+ *             owner visits and collects remote frees from
+ *   FULL      owned and exhausted, on the owner's full list, not visited:
+ *             a remote free must tell the owner
+ *   NOTIFIED  a remote free did: on the owner's delayed list
+ *   PARKED    no owner: on the heap's partial list
+ * The owner publishes FULL and then looks at xfree once more; a freer
+ * pushes to xfree and then looks at the state.  With both sequentially
+ * consistent one of them sees the other, so no freed block is lost.
+ * FULL -> NOTIFIED and every change of a slab's owner happen under
+ * heap.lock; FULL -> ACTIVE by the owner is a CAS that loses to a
+ * notifier. */
 #include "heap.h"
 
 #include <errno.h>
@@ -43,7 +50,10 @@ const uint32_t heap_class_size[HEAP_CLASSES] = {
 static uint8_t class_lo[1024 / 16 + 1];
 static uint8_t class_hi[HEAP_SMALL_MAX / 256 + 1];
 
-enum slab_state { SLAB_ACTIVE, SLAB_FULL, SLAB_PENDING };
+enum slab_state { SLAB_ACTIVE, SLAB_FULL, SLAB_NOTIFIED, SLAB_PARKED };
+
+/* Which of its owner's lists a slab is on (owner only). */
+enum slab_list { LIST_NONE, LIST_PARTIAL, LIST_FULL };
 
 static BTD_TLS struct theap *tls_theap;
 static pthread_key_t theap_key;
@@ -263,10 +273,12 @@ void heap_release_slab(struct slab *s)
 	heap.slab_free = s;
 }
 
-/* Put a slab on the partial list of its class; caller holds the lock. */
+/* Put a slab on the heap's partial list of its class; caller holds the lock. */
 void heap_slab_park(struct slab *s)
 {
 	__atomic_store_n(&s->owner, NULL, __ATOMIC_RELAXED);
+	atomic_store(&s->state, SLAB_PARKED);
+	s->list = LIST_NONE;
 	s->prev = NULL;
 	s->next = heap.partial[s->cls];
 	if (s->next)
@@ -287,7 +299,41 @@ static struct slab *partial_pop(unsigned cls)
 	return s;
 }
 
-/* Move the blocks other threads freed into the local list (owner only). */
+/* ---- the owner's lists (owner only) ------------------------------------ */
+
+static struct slab **owner_list(struct theap *t, struct slab *s)
+{
+	return s->list == LIST_FULL ? &t->full[s->cls] : &t->partial[s->cls];
+}
+
+static void list_add(struct theap *t, struct slab *s, enum slab_list which)
+{
+	s->list = which;
+	struct slab **head = owner_list(t, s);
+
+	s->prev = NULL;
+	s->next = *head;
+	if (*head)
+		(*head)->prev = s;
+	*head = s;
+}
+
+static void list_del(struct theap *t, struct slab *s)
+{
+	if (s->list == LIST_NONE)
+		return;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		*owner_list(t, s) = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->next = s->prev = NULL;
+	s->list = LIST_NONE;
+}
+
+/* Move the blocks other threads freed into the local list (the owner, or
+ * anyone under heap.lock for a parked slab). */
 static void slab_collect(struct slab *s)
 {
 	void *list = atomic_exchange(&s->xfree, NULL);
@@ -300,25 +346,25 @@ static void slab_collect(struct slab *s)
 		if (!(*w & ((uint64_t)1 << bit)))
 			misuse("free", list);
 		*w &= ~((uint64_t)1 << bit);
-		*(void **)list = s->free;
-		s->free = list;
-		s->used--;
+		if (!s->rebuild) { /* else the rebuild finds it in the bitmap */
+			*(void **)list = s->free;
+			s->free = list;
+			s->used--;
+		}
 		list = next;
 	}
 }
 
 /* Build the local free list of an adopted slab from its bitmap: the blocks
- * whose bit is clear (owner only; after recovery or a clean open). */
+ * whose bit is clear (after recovery or a clean open). */
 static void slab_rebuild(struct slab *s)
 {
 	s->free = NULL;
 	s->used = 0;
 	for (uint32_t i = s->nblocks; i-- > 0;) {
 		char *b = s->start + (size_t)i * s->size;
-		unsigned bit;
-		uint64_t *w = heap_bitword(b, &bit);
 
-		if (*w & ((uint64_t)1 << bit)) {
+		if (heap_bit_test(b)) {
 			s->used++;
 		} else {
 			*(void **)b = s->free;
@@ -347,21 +393,6 @@ static void slab_carve(struct slab *s)
 	s->bump += n;
 }
 
-/* The owner gives up an exhausted slab (see FULL SLABS above).  Returns 1
- * when it got the slab back because frees arrived meanwhile. */
-static int slab_detach_full(struct slab *s)
-{
-	__atomic_store_n(&s->owner, NULL, __ATOMIC_RELAXED);
-	atomic_store(&s->state, SLAB_FULL);
-	if (atomic_load(&s->xfree)) {
-		int expect = SLAB_FULL;
-
-		if (atomic_compare_exchange_strong(&s->state, &expect, SLAB_ACTIVE))
-			return 1; /* the caller re-owns it */
-	}
-	return 0;
-}
-
 static struct theap *theap_get(void)
 {
 	struct theap *t = tls_theap;
@@ -374,32 +405,49 @@ static struct theap *theap_get(void)
 		theap_free = t->next_free;
 	else
 		t = internal_alloc(sizeof(*t));
-	if (t)
+	if (t) {
+		memset(t, 0, sizeof(*t));
+		t->alive = 1;
 		heap.threads++;
+	}
 	pthread_mutex_unlock(&heap.lock);
 	if (!t)
 		return NULL;
-	memset(t, 0, sizeof(*t));
 	tls_theap = t;
 	pthread_setspecific(theap_key, t);
 	return t;
 }
 
-/* A thread is ending: its slabs go to the partial lists. */
+static void park_list(struct theap *t, struct slab *s)
+{
+	while (s) {
+		struct slab *next = s->next;
+
+		list_del(t, s);
+		heap_slab_park(s);
+		s = next;
+	}
+}
+
+/* A thread is ending: its slabs go to the heap's partial lists. */
 static void theap_exit(void *arg)
 {
 	struct theap *t = arg;
 
 	pthread_mutex_lock(&heap.lock);
-	for (unsigned c = 0; c < HEAP_CLASSES; c++) {
-		struct slab *s = t->cur[c];
-
-		if (s) {
-			atomic_store(&s->state, SLAB_PENDING);
-			heap_slab_park(s);
-		}
-		t->cur[c] = NULL;
+	for (struct slab *s = t->delayed; s; s = s->dnext) {
+		list_del(t, s);
+		heap_slab_park(s);
 	}
+	t->delayed = NULL;
+	for (unsigned c = 0; c < HEAP_CLASSES; c++) {
+		if (t->cur[c])
+			heap_slab_park(t->cur[c]);
+		t->cur[c] = NULL;
+		park_list(t, t->partial[c]);
+		park_list(t, t->full[c]);
+	}
+	t->alive = 0;
 	t->next_free = theap_free;
 	theap_free = t;
 	heap.threads--;
@@ -408,9 +456,42 @@ static void theap_exit(void *arg)
 		tls_theap = NULL;
 }
 
-/* A slab for cls with a free block: from the partial list (releasing the
- * empty ones found there while another remains), else a new one. */
-static struct slab *slab_acquire(unsigned cls)
+/* Full slabs that got remote frees come back to the partial list. */
+static void drain_delayed(struct theap *t)
+{
+	pthread_mutex_lock(&heap.lock);
+	struct slab *s = t->delayed;
+
+	t->delayed = NULL;
+	pthread_mutex_unlock(&heap.lock);
+	while (s) {
+		struct slab *next = s->dnext;
+
+		atomic_store(&s->state, SLAB_ACTIVE);
+		list_del(t, s);
+		list_add(t, s, LIST_PARTIAL);
+		s = next;
+	}
+}
+
+/* The owner's slab has no free block left: to the full list, unless frees
+ * arrived meanwhile.  Returns 1 when it may be used on. */
+static int slab_retire(struct theap *t, struct slab *s)
+{
+	atomic_store(&s->state, SLAB_FULL);
+	if (atomic_load(&s->xfree)) {
+		int expect = SLAB_FULL;
+
+		if (atomic_compare_exchange_strong(&s->state, &expect, SLAB_ACTIVE))
+			return 1;
+	}
+	list_add(t, s, LIST_FULL); /* if NOTIFIED, drain_delayed moves it */
+	return 0;
+}
+
+/* A slab for cls from the heap: a parked one (releasing the empty ones
+ * found while another remains), else a new one. */
+static struct slab *slab_acquire(struct theap *t, unsigned cls)
 {
 	struct slab *s;
 
@@ -425,6 +506,11 @@ static struct slab *slab_acquire(unsigned cls)
 	}
 	if (!s && (s = slab_make(cls)))
 		s->bump = 0;
+	if (s) {
+		__atomic_store_n(&s->owner, t, __ATOMIC_RELAXED);
+		atomic_store(&s->state, SLAB_ACTIVE);
+		s->list = LIST_NONE;
+	}
 	pthread_mutex_unlock(&heap.lock);
 	return s;
 }
@@ -435,6 +521,8 @@ static BTD_NOINLINE void *small_alloc_slow(struct theap *t, unsigned cls)
 {
 	struct slab *s = t->cur[cls];
 
+	if (__atomic_load_n(&t->delayed, __ATOMIC_RELAXED))
+		drain_delayed(t);
 	for (;;) {
 		if (s) {
 			if (!s->free)
@@ -451,18 +539,19 @@ static BTD_NOINLINE void *small_alloc_slow(struct theap *t, unsigned cls)
 				return b;
 			}
 			t->cur[cls] = NULL;
-			if (slab_detach_full(s)) {
-				__atomic_store_n(&s->owner, t, __ATOMIC_RELAXED);
+			if (slab_retire(t, s))
 				continue;
-			}
 		}
-		s = slab_acquire(cls);
+		s = t->partial[cls];
+		if (s) {
+			list_del(t, s);
+			continue;
+		}
+		s = slab_acquire(t, cls);
 		if (!s) {
 			errno = ENOMEM;
 			return NULL;
 		}
-		__atomic_store_n(&s->owner, t, __ATOMIC_RELAXED);
-		atomic_store(&s->state, SLAB_ACTIVE);
 	}
 }
 
@@ -624,25 +713,47 @@ static inline struct slab *block_slab(const void *p, const char *what, page_entr
 
 static void remote_free(struct slab *s, void *p)
 {
-	unsigned bit;
-	uint64_t *w = heap_bitword(p, &bit);
-
-	if (!(__atomic_load_n(w, __ATOMIC_RELAXED) & ((uint64_t)1 << bit)))
+	if (!heap_bit_test(p))
 		misuse("free", p);
 	void *head = atomic_load_explicit(&s->xfree, memory_order_relaxed);
 
 	do {
 		*(void **)p = head;
 	} while (!atomic_compare_exchange_weak(&s->xfree, &head, p));
+	/* An owner does not visit its full slabs: tell it (see SLAB STATES). */
 	if (atomic_load(&s->state) == SLAB_FULL) {
+		pthread_mutex_lock(&heap.lock);
 		int expect = SLAB_FULL;
 
-		if (atomic_compare_exchange_strong(&s->state, &expect, SLAB_PENDING)) {
-			pthread_mutex_lock(&heap.lock);
-			heap_slab_park(s);
-			pthread_mutex_unlock(&heap.lock);
+		if (atomic_compare_exchange_strong(&s->state, &expect, SLAB_NOTIFIED)) {
+			struct theap *o = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
+
+			s->dnext = o->delayed;
+			__atomic_store_n(&o->delayed, s, __ATOMIC_RELAXED);
 		}
+		pthread_mutex_unlock(&heap.lock);
 	}
+}
+
+/* The owner freed into one of its full slabs: back to the partial list
+ * (unless a notifier took it to the delayed list first). */
+static BTD_NOINLINE void slab_unfull(struct theap *t, struct slab *s)
+{
+	int expect = SLAB_FULL;
+
+	if (atomic_compare_exchange_strong(&s->state, &expect, SLAB_ACTIVE)) {
+		list_del(t, s);
+		list_add(t, s, LIST_PARTIAL);
+	}
+}
+
+/* An empty slab on the partial list goes back to the pages. */
+static BTD_NOINLINE void slab_drop(struct theap *t, struct slab *s)
+{
+	list_del(t, s);
+	pthread_mutex_lock(&heap.lock);
+	heap_release_slab(s);
+	pthread_mutex_unlock(&heap.lock);
 }
 
 void heap_free(void *p)
@@ -668,6 +779,12 @@ void heap_free(void *p)
 		*(void **)p = s->free;
 		s->free = p;
 		s->used--;
+		if (unlikely(s->list != LIST_NONE)) {
+			if (s->list == LIST_FULL)
+				slab_unfull(t, s);
+			else if (!s->used)
+				slab_drop(t, s);
+		}
 		return;
 	}
 	remote_free(s, p);
@@ -821,11 +938,8 @@ static void collect_slabs(int all)
 		} else {
 			struct slab *s = (struct slab *)e;
 
-			if (all || !__atomic_load_n(&s->owner, __ATOMIC_RELAXED)) {
-				if (s->rebuild)
-					slab_rebuild(s);
+			if (all || !__atomic_load_n(&s->owner, __ATOMIC_RELAXED))
 				slab_collect(s);
-			}
 			pg += SLAB_PAGES;
 		}
 	}
@@ -1004,18 +1118,12 @@ void heap_stats(struct heap_stats *st)
 			pg += PAGE_LARGE_PAGES(e);
 		} else {
 			struct slab *s = (struct slab *)e;
+			uint32_t live = heap_slab_live(s);
 
 			st->slabs++;
 			st->pages_used += SLAB_PAGES;
-			for (uint32_t i = 0; i < s->nblocks; i++) {
-				unsigned bit;
-				uint64_t *w = heap_bitword(s->start + (size_t)i * s->size, &bit);
-
-				if (__atomic_load_n(w, __ATOMIC_RELAXED) & ((uint64_t)1 << bit)) {
-					st->small_live++;
-					st->small_live_bytes += s->size;
-				}
-			}
+			st->small_live += live;
+			st->small_live_bytes += (uint64_t)live * s->size;
 			pg += SLAB_PAGES;
 		}
 	}

@@ -15,9 +15,16 @@
  * CONCURRENCY.  A slab belongs to one theap, whose thread alone pops and
  * pushes its local free list and writes its bitmap words (a slab's bitmap
  * words are its own: slabs never share a page, and a page is 4 bitmap
- * words).  Other threads free into the slab's `xfree` stack with one CAS;
- * the owner collects it when its local list runs dry.  Runs -- making and
- * releasing slabs, large blocks, growing the pool -- take `heap.lock`. */
+ * words).  A theap keeps, per class, its current slab, a list of slabs
+ * with free blocks (partial) and a list of exhausted ones (full); its own
+ * frees stay local whichever list the slab is on.  Other threads free into
+ * a slab's `xfree` stack with one CAS; the owner collects it when it next
+ * visits the slab -- and since it never visits its full slabs, the first
+ * remote free into a full slab hands it to the owner's `delayed` list
+ * (under heap.lock), which the owner drains in its slow path.  Slabs of a
+ * thread that exited are parked on the heap's partial lists for any
+ * thread to adopt.  Runs -- making and releasing slabs, large blocks,
+ * growing the pool -- take heap.lock. */
 #ifndef BTD_HEAP_HEAP_INT_H
 #define BTD_HEAP_HEAP_INT_H
 
@@ -45,8 +52,10 @@ struct slab {
 	void *free;                /* local free list: the owner's */
 	void *_Atomic xfree;       /* frees from other threads */
 	_Atomic int state;         /* slab_state of heap.c */
-	struct theap *owner;       /* NULL: detached, or on a partial list */
-	struct slab *next, *prev;  /* on the heap's partial list */
+	uint32_t list;             /* the owner's list it is on (owner only) */
+	struct theap *owner;       /* NULL: parked on the heap's partial list */
+	struct slab *next, *prev;  /* on that list */
+	struct slab *dnext;        /* on the owner's delayed list */
 };
 
 /* The page map: per data page, what lives there.  A slab's 16 pages all
@@ -58,7 +67,11 @@ typedef uintptr_t page_entry;
 #define PAGE_LARGE_PAGES(e) ((e) >> 1)
 
 struct theap {
-	struct slab *cur[HEAP_CLASSES]; /* the slab each class allocates from */
+	struct slab *cur[HEAP_CLASSES];     /* the slab each class allocates from */
+	struct slab *partial[HEAP_CLASSES]; /* owned slabs with free blocks */
+	struct slab *full[HEAP_CLASSES];    /* owned slabs with none */
+	struct slab *delayed;      /* full slabs that got remote frees (heap.lock) */
+	int alive;                 /* (heap.lock) */
 	struct theap *next_free;
 };
 
@@ -108,6 +121,19 @@ static inline int heap_bit_test(const void *p)
 	uint64_t *w = heap_bitword(p, &bit);
 
 	return (int)((__atomic_load_n(w, __ATOMIC_RELAXED) >> bit) & 1);
+}
+
+/* Live blocks of a slab: its bitmap words hold bits at block starts only,
+ * so a popcount of its 64 words counts them. */
+static inline uint32_t heap_slab_live(const struct slab *s)
+{
+	unsigned bit;
+	const uint64_t *w = heap_bitword(s->start, &bit);
+	uint32_t n = 0;
+
+	for (unsigned i = 0; i < SLAB_BYTES / POOL_GRANULE / 64; i++)
+		n += (uint32_t)__builtin_popcountll(__atomic_load_n(&w[i], __ATOMIC_RELAXED));
+	return n;
 }
 
 /* Set the bitmap bit of block p (its owner, or under heap.lock). */

@@ -39,6 +39,10 @@ static BTD_TLS unsigned tls_tagged;
 static int ready;
 static int stats_on;
 static size_t min_global = SIZE_MAX; /* the threshold of an untagged thread */
+/* Sizes from here up go straight to the open heap, skipping the general
+ * decision: set when the pool opens under `all` or `large`, with no stats
+ * and no call-site tagging to attend to. */
+static size_t direct_min = SIZE_MAX;
 
 /* The persistent heap: 0 not tried yet, 1 open, -1 unavailable (failed to
  * open, a fork child, or switched off after a full pool). */
@@ -130,6 +134,10 @@ static void heap_start(void)
 	if (!stats_on) {
 		__atomic_store_n(&route.own_lo, lo, __ATOMIC_RELAXED);
 		__atomic_store_n(&route.own_span, len, __ATOMIC_RELEASE);
+		if (!s->tag_sites[0] && s->policy == POLICY_ALL)
+			direct_min = 0;
+		else if (!s->tag_sites[0] && s->policy == POLICY_LARGE)
+			direct_min = s->large_min;
 	}
 	log_msg(LOG_INFO, "pool open at %p (%zu MiB reserved)%s", (void *)lo, len >> 20,
 		info->collected ? ", recovered after a crash" : info->reset ? ", reset" : "");
@@ -181,6 +189,14 @@ static void *transient_alloc(size_t n, size_t align, int zero)
 
 void *route_alloc_slow(enum entry e, size_t n, size_t align, int zero, const void *caller)
 {
+	/* The persistent fast path: the pool is open and nothing but the size
+	 * decides.  btd's own allocations (tls_depth) stay transient. */
+	if (likely(n >= direct_min && !tls_depth)) {
+		void *p = align ? heap_aligned(align, n) : zero ? heap_calloc(n) : heap_malloc(n);
+
+		if (likely(p))
+			return p;
+	}
 	if (tls_depth) {
 		void *p = transient_alloc(n, align, zero);
 
@@ -268,6 +284,11 @@ void *route_realloc_slow(enum entry e, void *p, size_t n, const void *caller)
 
 void route_free_slow(enum entry e, void *p)
 {
+	/* heap_free sets no errno (misuse aborts): no need to keep it. */
+	if (likely(heap_owns(p) && !stats_on)) {
+		heap_free(p);
+		return;
+	}
 	int saved = errno;
 
 	if (!p) {
@@ -361,6 +382,7 @@ void interpose_fork_child(void)
 	if (heap_state > 0)
 		heap_fork_child();
 	heap_state = -1;
+	direct_min = SIZE_MAX;
 	min_global = stats_on ? 0 : SIZE_MAX;
 	thread_refresh();
 	stats_reset();
@@ -370,6 +392,7 @@ void interpose_fork_child(void)
 void interpose_exit(void)
 {
 	if (heap_state > 0) {
+		__atomic_store_n(&direct_min, SIZE_MAX, __ATOMIC_RELAXED);
 		__atomic_store_n(&heap_state, -1, __ATOMIC_RELEASE);
 		interpose_enter();
 		heap_exit();

@@ -222,10 +222,7 @@ static void sweep(struct heap_open_info *info)
 			pg += n;
 		} else {
 			struct slab *s = (struct slab *)e;
-			uint32_t live = 0;
-
-			for (uint32_t i = 0; i < s->nblocks; i++)
-				live += (uint32_t)bit_at(s->start + (size_t)i * s->size);
+			uint32_t live = heap_slab_live(s);
 			info->kept_blocks += live;
 			info->kept_bytes += (uint64_t)live * s->size;
 			pg += SLAB_PAGES;
@@ -260,13 +257,10 @@ static void count_allocated(uint64_t *blocks, uint64_t *bytes)
 			pg += PAGE_LARGE_PAGES(e);
 		} else {
 			struct slab *s = (struct slab *)e;
+			uint32_t live = heap_slab_live(s);
 
-			for (uint32_t i = 0; i < s->nblocks; i++) {
-				if (bit_at(s->start + (size_t)i * s->size)) {
-					++*blocks;
-					*bytes += s->size;
-				}
-			}
+			*blocks += live;
+			*bytes += (uint64_t)live * s->size;
 			pg += SLAB_PAGES;
 		}
 	}
