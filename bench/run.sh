@@ -7,7 +7,9 @@
 #   glibc     no preload
 #   jemalloc  LD_PRELOAD=libjemalloc.so.2 (from ldconfig -p, or the multiarch
 #             lib dir; JEMALLOC=/path/to/libjemalloc.so.2 overrides)
-#   btd       LD_PRELOAD=<build>/interpose/libbtd_preload.so
+#   btd       LD_PRELOAD=<build>/interpose/libbtd_preload.so BTD_POLICY=none:
+#             the interposer over jemalloc, what this benchmark measures
+#             (the persistent heap has its own: bench/heap_run.sh)
 # The allocators are interleaved round-robin within each run, with the order
 # rotated from run to run, so slow drifts of the machine hit them alike.
 # Wall time is the workload's own CLOCK_MONOTONIC figure; user and sys CPU
@@ -139,7 +141,7 @@ run_one() {
 	case $alloc in
 	glibc) cmd=(env -u LD_PRELOAD "$bench" "$w") ;;
 	jemalloc) cmd=(env LD_PRELOAD="$jemalloc" "$bench" "$w") ;;
-	btd) cmd=(env LD_PRELOAD="$btd" "$bench" "$w") ;;
+	btd) cmd=(env LD_PRELOAD="$btd" BTD_POLICY=none "$bench" "$w") ;;
 	esac
 	out=$tmp/out
 	if [ $have_time -eq 1 ]; then

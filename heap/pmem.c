@@ -1,35 +1,78 @@
-/* pmem.c: the only file that calls libpmem (see pmem.h). */
+/* pmem.c: the only file that uses libpmem (see pmem.h).
+ *
+ * libpmem is loaded with dlopen when the first pool is mapped, not linked:
+ * linked, it brings libndctl, libdaxctl, libudev, libkmod, libcrypto and
+ * more into every process the preload enters -- 2.6 MB and their start-up
+ * for each `ls` of a shell script -- though most never open a pool.  The
+ * msync backend needs no libpmem at all. */
 #include "pmem.h"
 
-#include <libpmem.h>
+#include <dlfcn.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
+#include <sys/auxv.h>
+
+static struct {
+	void (*persist)(const void *p, size_t n);
+	void (*flush)(const void *p, size_t n);
+	void (*drain)(void);
+	void *(*memcpy_persist)(void *dst, const void *src, size_t n);
+	int (*is_pmem)(const void *p, size_t n);
+} lib;
+
+int pmem_load(const char **why)
+{
+	static int loaded;
+
+	if (__atomic_load_n(&loaded, __ATOMIC_ACQUIRE))
+		return 0;
+	void *h = dlopen("libpmem.so.1", RTLD_NOW | RTLD_LOCAL);
+
+	if (!h) {
+		*why = dlerror();
+		return -1;
+	}
+	*(void **)&lib.persist = dlsym(h, "pmem_persist");
+	*(void **)&lib.flush = dlsym(h, "pmem_flush");
+	*(void **)&lib.drain = dlsym(h, "pmem_drain");
+	*(void **)&lib.memcpy_persist = dlsym(h, "pmem_memcpy_persist");
+	*(void **)&lib.is_pmem = dlsym(h, "pmem_is_pmem");
+	if (!lib.persist || !lib.flush || !lib.drain || !lib.memcpy_persist || !lib.is_pmem) {
+		*why = "libpmem.so.1 lacks pmem_persist, pmem_flush, pmem_drain, "
+		       "pmem_memcpy_persist or pmem_is_pmem";
+		return -1;
+	}
+	__atomic_store_n(&loaded, 1, __ATOMIC_RELEASE);
+	return 0;
+}
 
 static void cpu_persist(const void *p, size_t n)
 {
-	pmem_persist(p, n);
+	lib.persist(p, n);
 }
 
 static void cpu_flush(const void *p, size_t n)
 {
-	pmem_flush(p, n);
+	lib.flush(p, n);
 }
 
 static void cpu_drain(void)
 {
-	pmem_drain();
+	lib.drain();
 }
 
 static void *cpu_memcpy_persist(void *dst, const void *src, size_t n)
 {
-	return pmem_memcpy_persist(dst, src, n);
+	return lib.memcpy_persist(dst, src, n);
 }
 
-/* msync wants page-aligned ranges; pmem_msync aligns them for us. */
+/* msync(2) of the pages that hold [p, p+n). */
 static void msync_persist(const void *p, size_t n)
 {
-	pmem_msync(p, n);
+	uintptr_t page = getauxval(AT_PAGESZ);
+	uintptr_t lo = (uintptr_t)p & ~(page - 1);
+
+	msync((void *)lo, (uintptr_t)p + n - lo, MS_SYNC);
 }
 
 static void msync_drain(void)
@@ -39,7 +82,7 @@ static void msync_drain(void)
 static void *msync_memcpy_persist(void *dst, const void *src, size_t n)
 {
 	memcpy(dst, src, n);
-	pmem_msync(dst, n);
+	msync_persist(dst, n);
 	return dst;
 }
 
@@ -55,9 +98,10 @@ static const struct pmem_ops msync_ops = {
 static const struct pmem_ops *ops = &msync_ops;
 static struct pmem_counts counts;
 
+/* pmem_is_pmem honours PMEM_IS_PMEM_FORCE=1 (emulation on tmpfs). */
 void pmem_select(void *base, size_t len, int map_sync)
 {
-	ops = map_sync || pmem_is_pmem(base, len) ? &cpu_ops : &msync_ops;
+	ops = map_sync || lib.is_pmem(base, len) ? &cpu_ops : &msync_ops;
 }
 
 void pmem_use(const struct pmem_ops *o)

@@ -43,8 +43,11 @@ struct pmem_counts {
 	uint64_t drains;
 };
 
-/* Choose the backend for a mapping: "cpu" when it is pmem (mapped with
- * MAP_SYNC, or PMEM_IS_PMEM_FORCE=1), "msync" otherwise. */
+/* Load libpmem (once).  0, or -1 with the reason in *why. */
+int pmem_load(const char **why);
+
+/* Choose the backend for a mapping (after pmem_load): "cpu" when it is
+ * pmem (mapped with MAP_SYNC, or PMEM_IS_PMEM_FORCE=1), "msync" otherwise. */
 void pmem_select(void *base, size_t len, int map_sync);
 
 /* Install a backend explicitly (tests). */

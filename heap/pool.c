@@ -498,6 +498,10 @@ static int open_existing(struct pool *p)
 
 int pool_open(struct pool *p, const char *path, size_t size, int create_ok)
 {
+	const char *why;
+
+	if (pmem_load(&why))
+		return pool_error(BTD_ERR_IO, "cannot load libpmem (%s): install libpmem1", why);
 	memset(p, 0, sizeof(*p));
 	p->fd = -1;
 	pthread_mutex_init(&p->grow_lock, NULL);
