@@ -79,7 +79,7 @@ int interpose_tag(int delta)
 
 static void give_up_heap(const char *why)
 {
-	interpose_counters.heap_fallbacks++;
+	__atomic_fetch_add(&interpose_counters.heap_fallbacks, 1, __ATOMIC_RELAXED);
 	if (interpose_settings.strict) {
 		log_msg(LOG_ERROR, "%s; BTD_STRICT=1: exiting (status %d)", why,
 			SETTINGS_STRICT_EXIT);
@@ -215,7 +215,7 @@ void *route_alloc_slow(enum entry e, size_t n, size_t align, int zero, const voi
 			 * ENOMEM; one it can is a fallback from a full pool. */
 			p = transient_alloc(n, align, zero);
 			r = ROUTE_TRANSIENT;
-			if (p && !interpose_counters.heap_full++)
+			if (p && !__atomic_fetch_add(&interpose_counters.heap_full, 1, __ATOMIC_RELAXED))
 				heap_full_warning();
 		}
 	} else {
@@ -264,7 +264,7 @@ void *route_realloc_slow(enum entry e, void *p, size_t n, const void *caller)
 			r = ROUTE_TRANSIENT;
 			if (q && heap_state > 0) {
 				heap_free(p);
-				if (!interpose_counters.heap_full++)
+				if (!__atomic_fetch_add(&interpose_counters.heap_full, 1, __ATOMIC_RELAXED))
 					heap_full_warning();
 			}
 		}
