@@ -56,5 +56,5 @@ run BTD_STRICT=1 BTD_STATS=0 "$helper" >/dev/null 2>"$tmp/err" || fail "strict w
 
 # BTD_VERBOSE=2 says what was decided at start-up.
 run BTD_VERBOSE=2 "$helper" >/dev/null 2>"$tmp/err" || fail "helper failed"
-grep -q "started: policy large, large_min 65536, stats off, jemalloc fast paths" "$tmp/err" || fail "verbose line: $(cat "$tmp/err")"
+grep -q "started: policy large, large_min 262144, stats off, jemalloc fast paths" "$tmp/err" || fail "verbose line: $(cat "$tmp/err")"
 echo "env: ok"

@@ -42,7 +42,7 @@ Test(settings, defaults_without_btd_variables)
 	cr_assert_eq(s.strict, 0);
 	cr_assert_eq(s.gc, GC_AUTO);
 	cr_assert_str_empty(s.pool);
-	cr_assert_eq(s.large_min, 65536);
+	cr_assert_eq(s.large_min, 262144);
 }
 
 Test(settings, every_variable_parses)
