@@ -7,7 +7,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/${2:-build}
 prog=$build/bench/large_min
 lib=$build/interpose/libbtd_preload.so
-je=$(ldconfig -p | awk '/libjemalloc.so.2 /{print $NF; exit}')
+. "$root/bench/lib.sh"
+je=$(find_jemalloc)
+[ -n "$je" ] || { echo "large_min.sh: libjemalloc.so.2 not found: install libjemalloc2" >&2; exit 1; }
 [ -x "$prog" ] && [ -f "$lib" ] || { echo "large_min.sh: run: meson setup build && ninja -C build" >&2; exit 1; }
 tmp=$(mktemp -d /dev/shm/btd-large-min.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT

@@ -82,40 +82,8 @@ if ! command -v python3 >/dev/null 2>&1; then
 	exit 1
 fi
 
-# libjemalloc.so.2 for this machine's architecture.
-find_jemalloc() {
-	local arch_tag="" multiarch="" p
-	if [ -n "${JEMALLOC:-}" ]; then
-		echo "$JEMALLOC"
-		return
-	fi
-	case $(uname -m) in
-	x86_64) arch_tag=x86-64 ;;
-	aarch64) arch_tag=AArch64 ;;
-	esac
-	if command -v ldconfig >/dev/null 2>&1 || [ -x /sbin/ldconfig ]; then
-		while read -r p; do
-			if [ -e "$p" ]; then
-				echo "$p"
-				return
-			fi
-		done < <(PATH=$PATH:/sbin:/usr/sbin ldconfig -p 2>/dev/null |
-			awk -v tag="$arch_tag" '$1 == "libjemalloc.so.2" &&
-				(tag == "" || index($0, tag)) { print $NF }')
-	fi
-	if command -v gcc >/dev/null 2>&1; then
-		multiarch=$(gcc -print-multiarch 2>/dev/null || true)
-	fi
-	for p in /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 \
-		${multiarch:+/usr/lib/$multiarch/libjemalloc.so.2} \
-		${multiarch:+/lib/$multiarch/libjemalloc.so.2} \
-		/usr/lib64/libjemalloc.so.2 /usr/lib/libjemalloc.so.2; do
-		if [ -e "$p" ]; then
-			echo "$p"
-			return
-		fi
-	done
-}
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 jemalloc=$(find_jemalloc)
 if [ -z "$jemalloc" ] || [ ! -e "$jemalloc" ]; then
