@@ -782,8 +782,8 @@ void heap_free(void *p)
 		if (unlikely(s->list != LIST_NONE)) {
 			if (s->list == LIST_FULL)
 				slab_unfull(t, s);
-			else if (!s->used)
-				slab_drop(t, s);
+			else if (!s->used && (s->next || s->prev))
+				slab_drop(t, s); /* keep the last one: no churn */
 		}
 		return;
 	}
