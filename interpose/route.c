@@ -284,8 +284,11 @@ void *route_realloc_slow(enum entry e, void *p, size_t n, const void *caller)
 
 void route_free_slow(enum entry e, void *p)
 {
-	/* heap_free sets no errno (misuse aborts): no need to keep it. */
-	if (likely(heap_owns(p) && !stats_on)) {
+	/* Once started and without stats, the owned range is the pool's data
+	 * (route.h), so an owned p is a pool block, or misuse that heap_free
+	 * reports.  (realloc(p, 0) comes here with jemalloc's blocks too.)
+	 * heap_free sets no errno, so there is none to keep. */
+	if (likely(ready && !stats_on && route_owns(p))) {
 		heap_free(p);
 		return;
 	}
