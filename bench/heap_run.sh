@@ -572,16 +572,16 @@ for b in blocks:
     small = int(m.group(1)) if m else None
     P('%s (%s small ops from the pool):' % (name, small if small is not None else '?'))
     P('')
-    P('| persists for | count | flushes | per small op |')
-    P('|---|---:|---:|---:|')
+    P('| persists for | count (a flush and a fence each) | per small op |')
+    P('|---|---:|---:|')
     tot = 0
     for l in lines:
-        m = re.search(r'persists for (\S+)\s+(\d+) \(flushes (\d+)\)', l)
+        m = re.search(r'persists for (\S+)\s+(\d+)', l)
         if m:
-            k, n, fl = m.group(1), int(m.group(2)), int(m.group(3))
-            tot += n + fl
-            P('| %s | %d | %d | %s |' % (k, n, fl, '%.2g' % (n / small) if small else 'n/a'))
-    P('| all | %d | | %s |' % (tot, '%.2g' % (tot / small) if small else 'n/a'))
+            k, n = m.group(1), int(m.group(2))
+            tot += n
+            P('| %s | %d | %s |' % (k, n, '%.2g' % (n / small) if small else 'n/a'))
+    P('| all | %d | %s |' % (tot, '%.2g' % (tot / small) if small else 'n/a'))
     P('')
     P('Target: 0 per small malloc/free (persists only for the header, descriptors of '
       'new slabs, close): %s.' % ('met' if small and tot / small < 1e-3 else '**check**'))

@@ -557,16 +557,9 @@ static BTD_NOINLINE void *small_alloc_slow(struct theap *t, unsigned cls)
 
 /* ---- large runs -------------------------------------------------------- */
 
-static void large_publish(size_t page, size_t npages)
-{
-	heap.pagemap[page] = PAGE_LARGE(npages);
-	heap.live_large++;
-	heap.live_large_pages += npages;
-}
-
 void heap_map_large(size_t page, size_t npages)
 {
-	large_publish(page, npages);
+	heap.pagemap[page] = PAGE_LARGE(npages);
 }
 
 static void *large_alloc(size_t n, size_t align)
@@ -599,7 +592,7 @@ static void *large_alloc(size_t n, size_t align)
 		page += lead;
 	}
 	pool_desc_set(&heap.pool, page, DESC_MAKE_LARGE(np));
-	large_publish(page, np);
+	heap_map_large(page, np);
 	char *p = heap.pool.data + page * POOL_PAGE;
 
 	heap_bit_set(p);
@@ -621,8 +614,6 @@ static void large_free(size_t page, page_entry e)
 	*w &= ~((uint64_t)1 << bit);
 	pool_desc_set(&heap.pool, page, 0);
 	heap.pagemap[page] = 0;
-	heap.live_large--;
-	heap.live_large_pages -= np;
 	heap_free_run(page, np);
 	pthread_mutex_unlock(&heap.lock);
 }
@@ -841,7 +832,6 @@ void *heap_realloc(void *p, size_t n)
 		if (grown) {
 			pool_desc_set(&heap.pool, page, DESC_MAKE_LARGE(need));
 			heap.pagemap[page] = PAGE_LARGE(need);
-			heap.live_large_pages += more;
 		}
 		pthread_mutex_unlock(&heap.lock);
 		if (grown)
@@ -959,7 +949,6 @@ void heap_abandon(void)
 	heap.slab_free = NULL; /* the slab structs of the old map are not reused */
 	if (tls_theap)
 		memset(tls_theap, 0, sizeof(*tls_theap));
-	heap.live_large = heap.live_large_pages = 0;
 }
 
 /* The process is exiting.  Allocate nothing more from the pool and ignore
@@ -1008,7 +997,6 @@ void heap_close(void)
 	heap.slab_free = NULL;
 	if (tls_theap)
 		memset(tls_theap, 0, sizeof(*tls_theap));
-	heap.live_large = heap.live_large_pages = 0;
 	pthread_mutex_unlock(&heap.lock);
 }
 

@@ -90,8 +90,6 @@ struct heap {
 	struct slab *partial[HEAP_CLASSES]; /* slabs no thread owns, with free blocks */
 	struct slab *slab_free;    /* spare slab structs */
 	unsigned threads;          /* theaps in use */
-	/* Counters for stats and the checker. */
-	uint64_t live_large, live_large_pages;
 };
 
 extern struct heap heap;

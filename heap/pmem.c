@@ -109,27 +109,10 @@ void pmem_use(const struct pmem_ops *o)
 	ops = o;
 }
 
-const struct pmem_ops *pmem_current(void)
-{
-	return ops;
-}
-
 void pmem_persist_why(const void *p, size_t n, enum pmem_why why)
 {
 	__atomic_fetch_add(&counts.persists[why], 1, __ATOMIC_RELAXED);
 	ops->persist(p, n);
-}
-
-void pmem_flush_why(const void *p, size_t n, enum pmem_why why)
-{
-	__atomic_fetch_add(&counts.flushes[why], 1, __ATOMIC_RELAXED);
-	ops->flush(p, n);
-}
-
-void pmem_drain_all(void)
-{
-	__atomic_fetch_add(&counts.drains, 1, __ATOMIC_RELAXED);
-	ops->drain();
 }
 
 void *pmem_copy_persist(void *dst, const void *src, size_t n, enum pmem_why why)
@@ -142,10 +125,7 @@ struct pmem_counts pmem_counts(void)
 {
 	struct pmem_counts c;
 
-	for (unsigned i = 0; i < PMEM_WHY_COUNT; i++) {
+	for (unsigned i = 0; i < PMEM_WHY_COUNT; i++)
 		c.persists[i] = __atomic_load_n(&counts.persists[i], __ATOMIC_RELAXED);
-		c.flushes[i] = __atomic_load_n(&counts.flushes[i], __ATOMIC_RELAXED);
-	}
-	c.drains = __atomic_load_n(&counts.drains, __ATOMIC_RELAXED);
 	return c;
 }

@@ -1,14 +1,15 @@
 /* pmem.h: every flush, fence and persistent copy of the heap goes through
  * this table.
  *
- * Three backends: "cpu" for real persistent memory (a DAX mapping, or
+ * Two backends: "cpu" for real persistent memory (a DAX mapping, or
  * PMEM_IS_PMEM_FORCE=1 to emulate it), where libpmem flushes cache lines
  * with clwb/clflushopt and fences with sfence; "msync" for anything else
- * (tmpfs, disk), where persisting a range is msync(2) of its pages; and
- * "sim", the crash-simulating backend of the tests, which records what was
- * persisted so that a test can drop everything else.  Counters of flushes
- * and fences per caller kind make invariant 3 (no flush on the small-object
- * fast path) visible in the stats. */
+ * (tmpfs, disk), where persisting a range is msync(2) of its pages.
+ * pmem_use() installs another table: the seam for a crash-simulating
+ * backend that drops unflushed ranges (the crash tests of today kill real
+ * processes instead).  A persist is one flush of the range and one fence;
+ * counting persists per caller kind makes invariant 3 (no flush on the
+ * small-object fast path) visible in the stats. */
 #ifndef BTD_HEAP_PMEM_H
 #define BTD_HEAP_PMEM_H
 
@@ -38,9 +39,7 @@ struct pmem_ops {
 };
 
 struct pmem_counts {
-	uint64_t persists[PMEM_WHY_COUNT];
-	uint64_t flushes[PMEM_WHY_COUNT];
-	uint64_t drains;
+	uint64_t persists[PMEM_WHY_COUNT]; /* each: flush the range, then fence */
 };
 
 /* Load libpmem (once).  0, or -1 with the reason in *why. */
@@ -50,14 +49,10 @@ int pmem_load(const char **why);
  * pmem (mapped with MAP_SYNC, or PMEM_IS_PMEM_FORCE=1), "msync" otherwise. */
 void pmem_select(void *base, size_t len, int map_sync);
 
-/* Install a backend explicitly (tests). */
+/* Install a backend explicitly (a test's). */
 void pmem_use(const struct pmem_ops *ops);
 
-const struct pmem_ops *pmem_current(void);
-
 void pmem_persist_why(const void *p, size_t n, enum pmem_why why);
-void pmem_flush_why(const void *p, size_t n, enum pmem_why why);
-void pmem_drain_all(void);
 void *pmem_copy_persist(void *dst, const void *src, size_t n, enum pmem_why why);
 
 struct pmem_counts pmem_counts(void);

@@ -62,10 +62,9 @@ static void write_heap_stats(int fd)
 		       (unsigned long long)o->freed_blocks, (unsigned long long)o->freed_bytes,
 		       (unsigned long long)(o->gc_ns / 1000));
 	for (unsigned w = 0; w < PMEM_WHY_COUNT; w++)
-		if (pc.persists[w] || pc.flushes[w])
-			log_fd(fd, "btd:   persists for %-12s %14llu (flushes %llu)", why[w],
-			       (unsigned long long)pc.persists[w],
-			       (unsigned long long)pc.flushes[w]);
+		if (pc.persists[w])
+			log_fd(fd, "btd:   persists for %-12s %14llu (a flush and a fence each)",
+			       why[w], (unsigned long long)pc.persists[w]);
 	if (c->heap_fallbacks || c->heap_full)
 		log_fd(fd, "btd:   fallbacks to jemalloc: %lu (full pool: %lu allocations)",
 		       c->heap_fallbacks, c->heap_full);

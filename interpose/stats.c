@@ -20,11 +20,6 @@ static struct stats_cell cells[STATS_STRIPES][ENTRY_COUNT][ROUTE_COUNT]
 static unsigned next_stripe;
 static BTD_TLS unsigned tls_stripe; /* stripe + 1; 0 = not chosen yet */
 
-const char *stats_entry_name(enum entry e)
-{
-	return (unsigned)e < ENTRY_COUNT ? entry_names[e] : "?";
-}
-
 void stats_count(enum entry e, enum route_kind r, size_t bytes)
 {
 	unsigned s = tls_stripe;

@@ -29,6 +29,4 @@ void stats_reset(void);
  * entry point and route that saw a call, then totals. */
 void stats_write(int fd, const char *program, long pid);
 
-const char *stats_entry_name(enum entry e);
-
 #endif

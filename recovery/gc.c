@@ -215,8 +215,6 @@ static void sweep(struct heap_open_info *info)
 			} else {
 				p->desc[pg] = 0;
 				heap.pagemap[pg] = 0;
-				heap.live_large--;
-				heap.live_large_pages -= n;
 				heap_free_run(pg, n);
 			}
 			pg += n;

@@ -71,6 +71,14 @@ int cmd_info(const char *path)
 	printf("opens       %llu (%llu after a crash)\n", (unsigned long long)h.opens,
 	       (unsigned long long)h.crashes);
 
+	if ((uint64_t)st.st_size != h.size) {
+		/* Mapped past its end, the file would SIGBUS on the first read. */
+		fprintf(stderr, "btd info: %s is %lld bytes but its header says %llu: truncated "
+			"or extended by something else; roots and usage cannot be read\n", path,
+			(long long)st.st_size, (unsigned long long)h.size);
+		close(fd);
+		return 1;
+	}
 	char *m = mmap(NULL, h.size, PROT_READ, MAP_SHARED, fd, 0);
 
 	close(fd);

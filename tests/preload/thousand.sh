@@ -26,4 +26,18 @@ last=$(used)
 echo "pool holds ${first} KiB after 10 runs, ${last} KiB after 1000"
 [ "$last" -le $((first + 512)) ] || fail "the pool grew from ${first} to ${last} KiB"
 "$btd" info "$pool" | grep -q 'opens       1000 ' || fail "the pool was not opened by every run: $("$btd" info "$pool" | grep opens)"
+# The stats report of a run after a crash: the reset and the persists.
+env LD_PRELOAD="$lib" BTD_POLICY=all BTD_POOL="$pool" "$prog" kill 2>/dev/null
+env LD_PRELOAD="$lib" BTD_POLICY=all BTD_POOL="$pool" BTD_STATS="$tmp/stats.txt" "$prog" exit ||
+	fail "the run after a crash failed"
+grep -q '^btd:   pool: opened dirty, rootless: reset$' "$tmp/stats.txt" ||
+	fail "the report does not show the reset: $(grep pool: "$tmp/stats.txt")"
+grep -qE '^btd:   persists for descriptors +[1-9][0-9]* \(a flush and a fence each\)$' "$tmp/stats.txt" ||
+	fail "the report shows no descriptor persists: $(grep persists "$tmp/stats.txt")"
+
+# btd info on a truncated pool: a message, not a SIGBUS.
+truncate -s 100000 "$pool"
+"$btd" info "$pool" >/dev/null 2>"$tmp/err"
+[ $? -eq 1 ] || fail "btd info on a truncated pool did not exit 1"
+grep -q "truncated" "$tmp/err" || fail "btd info on a truncated pool: $(cat "$tmp/err")"
 echo "thousand: ok"
