@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -1027,14 +1028,23 @@ void heap_fork_prepare(void)
 		fork_pipe[0] = fork_pipe[1] = -1;
 }
 
+/* How long the parent waits for the child's copy.  The forking thread
+ * holds heap.lock meanwhile, so a child that never gets to its fork
+ * handler must not hold up the parent's other threads for ever. */
+#define FORK_COPY_WAIT_MS 10000
+
 void heap_fork_parent(void)
 {
 	if (fork_pipe[0] >= 0) {
+		struct pollfd pfd = { .fd = fork_pipe[0], .events = POLLIN };
 		char c;
 
 		close(fork_pipe[1]);
-		while (read(fork_pipe[0], &c, 1) < 0 && errno == EINTR)
+		while (poll(&pfd, 1, FORK_COPY_WAIT_MS) < 0 && errno == EINTR)
 			;
+		if (pfd.revents & (POLLIN | POLLHUP))
+			while (read(fork_pipe[0], &c, 1) < 0 && errno == EINTR)
+				;
 		close(fork_pipe[0]);
 		fork_pipe[0] = fork_pipe[1] = -1;
 	}

@@ -365,15 +365,21 @@ int interpose_init(char *const *envp, int secure)
 	return problems;
 }
 
+/* Whether prepare took the heap's locks: parent and child must act on
+ * what prepare did, not on heap_state, which another thread may change
+ * meanwhile (opening the pool, or exit()). */
+static int fork_holds_heap;
+
 void interpose_fork_prepare(void)
 {
-	if (heap_state > 0)
+	fork_holds_heap = __atomic_load_n(&heap_state, __ATOMIC_ACQUIRE) > 0;
+	if (fork_holds_heap)
 		heap_fork_prepare();
 }
 
 void interpose_fork_parent(void)
 {
-	if (heap_state > 0)
+	if (fork_holds_heap)
 		heap_fork_parent();
 }
 
@@ -382,8 +388,8 @@ void interpose_fork_parent(void)
 void interpose_fork_child(void)
 {
 	pthread_mutex_init(&heap_open_lock, NULL);
-	if (heap_state > 0)
-		heap_fork_child();
+	if (fork_holds_heap || heap_state > 0)
+		heap_fork_child(); /* also when the pool opened during the fork */
 	heap_state = -1;
 	direct_min = SIZE_MAX;
 	min_global = stats_on ? 0 : SIZE_MAX;
