@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../common/compiler.h"
+#include "../common/log.h"
 #include "../common/settings.h"
 #include "btd.h"
 #include "heap.h"
@@ -89,6 +90,12 @@ struct btd_cluster *btd_cluster_create(struct btd_config *cfg)
 	settings_parse(&s, environ, 0);
 	pthread_mutex_lock(&api_lock);
 	if (!heap_is_open()) {
+		const char *why;
+
+		/* An ordinary call, not an allocation: safe to dlopen here. */
+		if (pmem_load(&why))
+			log_msg(LOG_WARN, "cannot load libpmem (%s): persisting with msync",
+				why);
 		char path[PATH_MAX];
 		size_t size = inited && cfg->pool_size ? cfg->pool_size : s.pool_size;
 

@@ -1016,8 +1016,10 @@ void heap_close(void)
  * until the child has its copy; the parent's other threads do not, and
  * what they write in that window may show in the child.
  *
- * The copy costs about a millisecond per 5 MiB of heap in use.
- * posix_spawn and vfork run no fork handlers and copy nothing. */
+ * The copy is paid by every fork, fork+exec included: measured on the
+ * project's 2-core VM, a fork+exec of a process with 10, 100 and 300 MB of
+ * persistent heap took 14, 88 and 241 ms (1.2, 3.9 and 9.4 ms without
+ * btd).  posix_spawn and vfork run no fork handlers and copy nothing. */
 static int fork_pipe[2] = { -1, -1 };
 
 void heap_fork_prepare(void)

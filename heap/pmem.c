@@ -1,10 +1,15 @@
 /* pmem.c: the only file that uses libpmem (see pmem.h).
  *
- * libpmem is loaded with dlopen when the first pool is mapped, not linked:
- * linked, it brings libndctl, libdaxctl, libudev, libkmod, libcrypto and
- * more into every process the preload enters -- 2.6 MB and their start-up
- * for each `ls` of a shell script -- though most never open a pool.  The
- * msync backend needs no libpmem at all. */
+ * libpmem is loaded with dlopen, not linked: linked, it brings libndctl,
+ * libdaxctl, libudev, libkmod, libcrypto and more into every process the
+ * preload enters -- 2.6 MB and their start-up for each `ls` of a shell
+ * script -- though most never open a pool, and pools on tmpfs never need
+ * it.  pmem_load runs only outside any allocation (btd_cluster_create, the
+ * preload's constructor): a dlopen runs constructors that take locks, and
+ * the malloc that opens a pool may come from code holding them (setlocale
+ * calls malloc under the locale lock; a dlopen of libpmem there
+ * deadlocked).  Without libpmem, persisting is msync, which is correct on
+ * every file system, DAX included, and only slower there. */
 #include "pmem.h"
 
 #include <dlfcn.h>
@@ -36,12 +41,14 @@ int pmem_load(const char **why)
 	*(void **)&lib.flush = dlsym(h, "pmem_flush");
 	*(void **)&lib.drain = dlsym(h, "pmem_drain");
 	*(void **)&lib.memcpy_persist = dlsym(h, "pmem_memcpy_persist");
-	*(void **)&lib.is_pmem = dlsym(h, "pmem_is_pmem");
-	if (!lib.persist || !lib.flush || !lib.drain || !lib.memcpy_persist || !lib.is_pmem) {
+	void *is_pmem = dlsym(h, "pmem_is_pmem");
+
+	if (!lib.persist || !lib.flush || !lib.drain || !lib.memcpy_persist || !is_pmem) {
 		*why = "libpmem.so.1 lacks pmem_persist, pmem_flush, pmem_drain, "
 		       "pmem_memcpy_persist or pmem_is_pmem";
 		return -1;
 	}
+	__atomic_store_n((void **)&lib.is_pmem, is_pmem, __ATOMIC_RELEASE); /* last */
 	__atomic_store_n(&loaded, 1, __ATOMIC_RELEASE);
 	return 0;
 }
@@ -101,7 +108,9 @@ static struct pmem_counts counts;
 /* pmem_is_pmem honours PMEM_IS_PMEM_FORCE=1 (emulation on tmpfs). */
 void pmem_select(void *base, size_t len, int map_sync)
 {
-	ops = map_sync || lib.is_pmem(base, len) ? &cpu_ops : &msync_ops;
+	int loaded = __atomic_load_n(&lib.is_pmem, __ATOMIC_ACQUIRE) != NULL;
+
+	ops = loaded && (map_sync || lib.is_pmem(base, len)) ? &cpu_ops : &msync_ops;
 }
 
 void pmem_use(const struct pmem_ops *o)

@@ -42,11 +42,12 @@ struct pmem_counts {
 	uint64_t persists[PMEM_WHY_COUNT]; /* each: flush the range, then fence */
 };
 
-/* Load libpmem (once).  0, or -1 with the reason in *why. */
+/* Load libpmem (once).  0, or -1 with the reason in *why.  Never from
+ * inside an allocation (see pmem.c). */
 int pmem_load(const char **why);
 
-/* Choose the backend for a mapping (after pmem_load): "cpu" when it is
- * pmem (mapped with MAP_SYNC, or PMEM_IS_PMEM_FORCE=1), "msync" otherwise. */
+/* Choose the backend for a mapping: "cpu" when libpmem is loaded and the
+ * mapping is pmem (MAP_SYNC, or PMEM_IS_PMEM_FORCE=1), "msync" otherwise. */
 void pmem_select(void *base, size_t len, int map_sync);
 
 /* Install a backend explicitly (a test's). */

@@ -38,6 +38,18 @@
 
 static __thread char last_error[512];
 
+/* The text of an errno value, untranslated.  Not strerror: it goes through
+ * gettext, which takes glibc's locale lock, and the malloc that opens a
+ * pool may come from setlocale, which holds that lock -- a deadlock (bash
+ * under BTD_POLICY=all hung in setlocale whenever its pool did not exist
+ * yet).  strerrordesc_np (glibc 2.32) takes no lock. */
+static const char *errtext(int e)
+{
+	const char *s = strerrordesc_np(e);
+
+	return s ? s : "unknown error";
+}
+
 int pool_error(int status, const char *fmt, ...)
 {
 	va_list ap;
@@ -152,7 +164,7 @@ static int pool_reopen(struct pool *p)
 
 	if (fd < 0)
 		return pool_error(errno_status(errno), "cannot reopen pool %s to grow it: %s",
-				  p->path, strerror(errno));
+				  p->path, errtext(errno));
 	if (fstat(fd, &st) || st.st_dev != p->dev || st.st_ino != p->ino) {
 		close(fd);
 		return pool_error(BTD_ERR_IO, "pool %s was replaced or removed while in use: "
@@ -183,7 +195,7 @@ static int back(struct pool *p, size_t off, size_t len)
 		return 0;
 	return pool_error(errno_status(errno), "cannot grow pool %s to hold %zu more bytes (%s): "
 			  "free space on its file system, or set BTD_POOL to a larger one",
-			  p->path, len, strerror(errno));
+			  p->path, len, errtext(errno));
 }
 
 static uint64_t now_ns(void)
@@ -314,7 +326,7 @@ static int lock_file(struct pool *p, int fd)
 				  "one process per pool; give this one its own BTD_POOL",
 				  p->path, pid ? " (pid " : "", pid, pid ? ")" : "");
 	}
-	return pool_error(BTD_ERR_IO, "cannot lock pool %s: %s", p->path, strerror(errno));
+	return pool_error(BTD_ERR_IO, "cannot lock pool %s: %s", p->path, errtext(errno));
 }
 
 static int create(struct pool *p, const char *path, size_t size)
@@ -330,25 +342,25 @@ static int create(struct pool *p, const char *path, size_t size)
 	h.minor = POOL_FORMAT_MINOR;
 	h.header_size = sizeof(h);
 	if (getrandom(h.uuid, sizeof(h.uuid), 0) != sizeof(h.uuid))
-		return pool_error(BTD_ERR_IO, "getrandom failed: %s", strerror(errno));
+		return pool_error(BTD_ERR_IO, "getrandom failed: %s", errtext(errno));
 	h.created = (uint64_t)time(NULL);
 	h.clean = 1; /* nothing in it yet; pool_open marks it open */
 
 	/* Built under a temporary name and renamed into place without
 	 * replacing anything: a crash while creating leaves no half pool under
 	 * the real name, and a pool created meanwhile by someone else wins. */
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+	log_format(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
 	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 
 	if (fd < 0)
 		return pool_error(errno_status(errno), "cannot create pool %s: %s", path,
-				  strerror(errno));
+				  errtext(errno));
 	p->fd = fd;
 	int ret = lock_file(p, fd);
 
 	if (!ret && ftruncate(fd, (off_t)size))
 		ret = pool_error(errno_status(errno), "cannot size pool %s to %zu bytes: %s",
-				 path, size, strerror(errno));
+				 path, size, errtext(errno));
 	if (!ret)
 		ret = back(p, 0, POOL_ROOTS_OFF + POOL_ROOTS_MAX * sizeof(struct pool_root));
 	if (!ret) {
@@ -381,11 +393,11 @@ static int create(struct pool *p, const char *path, size_t size)
 		pool_header_write(p);
 		if (fsync(fd))
 			ret = pool_error(BTD_ERR_IO, "cannot sync new pool %s: %s", path,
-					 strerror(errno));
+					 errtext(errno));
 	}
 	if (!ret && renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE)) {
 		ret = pool_error(errno == EEXIST ? BTD_ERR_BUSY : errno_status(errno),
-				 "cannot create pool %s: %s", path, strerror(errno));
+				 "cannot create pool %s: %s", path, errtext(errno));
 	}
 	if (!ret) {
 		pool_release_fd(p);
@@ -456,14 +468,14 @@ static int open_existing(struct pool *p)
 		if (e == EISDIR)
 			return pool_error(BTD_ERR_FORMAT, "%s is a directory, not a pool: set BTD_POOL "
 					  "to a file path", p->path);
-		return pool_error(errno_status(e), "cannot open pool %s: %s%s", p->path, strerror(e),
+		return pool_error(errno_status(e), "cannot open pool %s: %s%s", p->path, errtext(e),
 				  e == EACCES ? ": fix its permissions or choose another BTD_POOL" : "");
 	}
 	p->fd = fd;
 	int ret = 0;
 
 	if (fstat(fd, &st))
-		ret = pool_error(BTD_ERR_IO, "cannot stat pool %s: %s", p->path, strerror(errno));
+		ret = pool_error(BTD_ERR_IO, "cannot stat pool %s: %s", p->path, errtext(errno));
 	else if (!S_ISREG(st.st_mode))
 		ret = pool_error(BTD_ERR_FORMAT, "%s is not a regular file, so not a pool: set "
 				 "BTD_POOL to a file path", p->path);
@@ -484,7 +496,7 @@ static int open_existing(struct pool *p)
 					 p->path, (void *)(uintptr_t)h.base);
 		else if (m == -2)
 			ret = pool_error(errno_status(errno), "cannot map pool %s: %s", p->path,
-					 strerror(errno));
+					 errtext(errno));
 	}
 	if (ret) {
 		close(fd);
@@ -498,10 +510,6 @@ static int open_existing(struct pool *p)
 
 int pool_open(struct pool *p, const char *path, size_t size, int create_ok)
 {
-	const char *why;
-
-	if (pmem_load(&why))
-		return pool_error(BTD_ERR_IO, "cannot load libpmem (%s): install libpmem1", why);
 	memset(p, 0, sizeof(*p));
 	p->fd = -1;
 	pthread_mutex_init(&p->grow_lock, NULL);
@@ -539,7 +547,7 @@ int pool_reset(struct pool *p)
 	if (fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
 		      (off_t)(p->size - off)))
 		ret = pool_error(errno_status(errno), "cannot reset pool %s: %s", p->path,
-				 strerror(errno));
+				 errtext(errno));
 	pool_release_fd(p);
 	if (ret)
 		return ret;
@@ -584,7 +592,7 @@ int pool_default_path(char *buf, size_t n, const char *program, unsigned instanc
 	log_format(dir, sizeof(dir), "/dev/shm/btd-%u", (unsigned)getuid());
 	if (mkdir(dir, 0700) && errno != EEXIST)
 		return pool_error(errno_status(errno), "cannot create %s for the default pool: %s; "
-				  "set BTD_POOL", dir, strerror(errno));
+				  "set BTD_POOL", dir, errtext(errno));
 	if (lstat(dir, &st) || !S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
 	    (st.st_mode & 022))
 		return pool_error(BTD_ERR_PERM, "%s is not a private directory of this user: "

@@ -25,7 +25,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <linux/magic.h>
+#include <string.h>
 #include <sys/auxv.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "../common/log.h"
@@ -102,6 +105,36 @@ static void write_stats(void)
 		close(err_fd);
 }
 
+/* libpmem flushes with CPU instructions where that beats msync: real pmem,
+ * or PMEM_IS_PMEM_FORCE=1.  Load it here, in the constructor, if the pool
+ * could be such -- never later, from the malloc that opens the pool (see
+ * heap/pmem.c).  Pools on tmpfs (the default) do not need it. */
+static void load_libpmem_if_useful(void)
+{
+	const struct settings *s = &interpose_settings;
+	int want = 0;
+
+	if (s->policy == POLICY_NONE)
+		return;
+	for (char **e = environ; e && *e && !want; e++)
+		want = !strncmp(*e, "PMEM_IS_PMEM_FORCE=1", 21);
+	if (!want && s->pool[0]) {
+		char dir[PATH_MAX];
+		struct statfs fs;
+		const char *slash = strrchr(s->pool, '/');
+		size_t n = slash ? (size_t)(slash - s->pool) : 0;
+
+		memcpy(dir, n ? s->pool : ".", n ? n : 1);
+		dir[n ? n : 1] = '\0';
+		want = statfs(dir, &fs) || fs.f_type != TMPFS_MAGIC;
+	}
+	const char *why;
+
+	if (want && pmem_load(&why))
+		log_msg(LOG_WARN, "cannot load libpmem (%s): persisting with msync; "
+			"install libpmem1", why);
+}
+
 __attribute__((constructor)) static void preload_init(void)
 {
 	int problems = interpose_init(environ, getauxval(AT_SECURE) != 0);
@@ -112,7 +145,8 @@ __attribute__((constructor)) static void preload_init(void)
 			SETTINGS_STRICT_EXIT);
 		_exit(SETTINGS_STRICT_EXIT);
 	}
-	interpose_enter(); /* pthread_atfork allocates */
+	interpose_enter(); /* pthread_atfork and dlopen allocate */
+	load_libpmem_if_useful();
 	if (interpose_settings.stats && !interpose_settings.stats_path[0]) {
 		ssize_t n = readlink("/proc/self/fd/2", stderr_path, sizeof(stderr_path) - 1);
 
