@@ -340,7 +340,7 @@ static void slab_collect(struct slab *s)
 	void *list = atomic_exchange(&s->xfree, NULL);
 
 	while (list) {
-		void *next = *(void **)list;
+		void *next = link_get(list);
 		unsigned bit;
 		uint64_t *w = heap_bitword(list, &bit);
 
@@ -348,7 +348,7 @@ static void slab_collect(struct slab *s)
 			misuse("free", list);
 		*w &= ~((uint64_t)1 << bit);
 		if (!s->rebuild) { /* else the rebuild finds it in the bitmap */
-			*(void **)list = s->free;
+			link_set(list, s->free);
 			s->free = list;
 			s->used--;
 		}
@@ -368,7 +368,7 @@ static void slab_rebuild(struct slab *s)
 		if (heap_bit_test(b)) {
 			s->used++;
 		} else {
-			*(void **)b = s->free;
+			link_set(b, s->free);
 			s->free = b;
 		}
 	}
@@ -388,7 +388,7 @@ static void slab_carve(struct slab *s)
 	for (uint32_t i = s->bump + n; i-- > s->bump;) {
 		char *b = s->start + (size_t)i * s->size;
 
-		*(void **)b = s->free;
+		link_set(b, s->free);
 		s->free = b;
 	}
 	s->bump += n;
@@ -531,10 +531,10 @@ static BTD_NOINLINE void *small_alloc_slow(struct theap *t, unsigned cls)
 			if (!s->free && s->bump < s->nblocks)
 				slab_carve(s);
 			if (s->free) {
-				void **b = s->free;
+				void *b = s->free;
 
 				t->cur[cls] = s;
-				s->free = *b;
+				s->free = link_get(b);
 				s->used++;
 				heap_bit_set(b);
 				return b;
@@ -640,9 +640,9 @@ static inline void *small_alloc(unsigned cls)
 		struct slab *s = t->cur[cls];
 
 		if (likely(s && s->free)) {
-			void **b = s->free;
+			void *b = s->free;
 
-			s->free = *b;
+			s->free = link_get(b);
 			s->used++;
 			heap_bit_set(b);
 			return b;
@@ -710,7 +710,7 @@ static void remote_free(struct slab *s, void *p)
 	void *head = atomic_load_explicit(&s->xfree, memory_order_relaxed);
 
 	do {
-		*(void **)p = head;
+		link_set(p, head);
 	} while (!atomic_compare_exchange_weak(&s->xfree, &head, p));
 	/* An owner does not visit its full slabs: tell it (see SLAB STATES). */
 	if (atomic_load(&s->state) == SLAB_FULL) {
@@ -768,7 +768,7 @@ void heap_free(void *p)
 		if (unlikely(!(*w & ((uint64_t)1 << bit))))
 			misuse("free", p);
 		*w &= ~((uint64_t)1 << bit);
-		*(void **)p = s->free;
+		link_set(p, s->free);
 		s->free = p;
 		s->used--;
 		if (unlikely(s->list != LIST_NONE)) {

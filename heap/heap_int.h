@@ -134,6 +134,23 @@ static inline uint32_t heap_slab_live(const struct slab *s)
 	return n;
 }
 
+/* FREE-LIST LINKS.  A free block's first word links it to the next free
+ * block (a slab's local list, or its xfree stack).  The word is stored
+ * complemented: a link is then at or above 2^63, never a user-space address
+ * and so never a pointer into the pool, and the recovery GC's conservative
+ * mark cannot follow it from a block handed out before the program wrote
+ * its first word (invariant 8 of DESIGN.md; mimalloc encodes its lists with
+ * a per-heap key for the same reason).  One NOT on each push and pop. */
+static inline void link_set(void *block, const void *next)
+{
+	*(uintptr_t *)block = ~(uintptr_t)next;
+}
+
+static inline void *link_get(const void *block)
+{
+	return (void *)~*(const uintptr_t *)block;
+}
+
 /* Set the bitmap bit of block p (its owner, or under heap.lock). */
 static inline void heap_bit_set(const void *p)
 {
