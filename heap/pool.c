@@ -198,6 +198,35 @@ static int back(struct pool *p, size_t off, size_t len)
 			  p->path, len, errtext(errno));
 }
 
+int pool_file_open(struct pool *p)
+{
+	return pool_reopen(p);
+}
+
+void pool_file_close(struct pool *p)
+{
+	pool_release_fd(p);
+}
+
+int pool_punch(struct pool *p, size_t page, size_t n)
+{
+	off_t off = (off_t)(p->hdr.data_off + page * POOL_PAGE);
+	int r;
+
+	while ((r = fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
+			      (off_t)(n * POOL_PAGE))) && errno == EINTR)
+		;
+	if (r && errno != EOPNOTSUPP)
+		return pool_error(errno_status(errno), "cannot give %zu free pages of pool %s "
+				  "back to the file system: %s", n, p->path, errtext(errno));
+	return 0;
+}
+
+int pool_back(struct pool *p, size_t page, size_t n)
+{
+	return back(p, p->hdr.data_off + page * POOL_PAGE, n * POOL_PAGE);
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;

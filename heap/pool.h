@@ -56,6 +56,18 @@ void pool_abandon(struct pool *p);
  * system is full.  Thread-safe. */
 int pool_grow(struct pool *p, size_t top);
 
+/* Data pages and the file system.  pool_file_open reopens the pool's file
+ * (its descriptor is closed while the pool is mapped, see pool.c); between
+ * it and pool_file_close, pool_punch gives pages [page, page + n) of data
+ * back to the file system (they read as zero afterwards) and pool_back
+ * takes real blocks for them again -- which must happen before they are
+ * written, so that a full file system is an error and never a SIGBUS.
+ * Each returns BTD_OK or a btd_status.  Callers serialize them. */
+int pool_file_open(struct pool *p);
+void pool_file_close(struct pool *p);
+int pool_punch(struct pool *p, size_t page, size_t n);
+int pool_back(struct pool *p, size_t page, size_t n);
+
 /* Write the header (the older slot, epoch + 1) and persist it. */
 void pool_header_write(struct pool *p);
 
