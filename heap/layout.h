@@ -23,17 +23,29 @@
  * torn write leaves the other copy valid.  Open takes the valid copy with
  * the newest epoch.
  *
- * ROOTS.  An entry is live when `tag` is ROOT_TAG(name hash).  Creating one
- * writes name and ptr, persists, then writes tag and persists; changing the
- * pointer of a live root is one 8-byte store and a persist; deleting clears
- * tag.  Each step is one failure-atomic 8-byte store.
+ * ROOTS.  An entry is in use when `tag` is not 0, and valid when `tag` is
+ * ROOT_TAG(root_name_hash(name)) of a NUL-terminated name and `ptr` carries
+ * its check (format 1.1): bits 0..47 hold the address, bits 48..63 a 16-bit
+ * hash of the address and the tag, so the whole word is still written with
+ * one failure-atomic 8-byte store.  Random bytes over the table pass both
+ * checks with a probability of about 2^-79 per slot.  Creating a root
+ * writes name and ptr, persists, then writes tag and persists; changing
+ * the pointer of a live root is one 8-byte store and a persist; deleting
+ * clears tag.  Pools of format 1.0 have no check in ptr (its top 16 bits
+ * are 0); a writable open adds the checks, root by root, and then records
+ * minor 1 -- a crash in between leaves words of either form, and both are
+ * accepted while the header says 1.0.
  *
  * PAGE DESCRIPTORS.  Persisted eagerly when a run is created or released.
  * A run (a slab of small blocks, or one large block) is live when the
- * descriptor of its first page is a head (LARGE or SLAB); the descriptors
- * of its other pages are 0.  A release clears the head before the pages
- * can be reused, so a head never lies inside another live run.  Recovery
- * walks the descriptors from page 0, jumping over each live run.
+ * descriptor of its first page is a head (LARGE or SLAB) that desc_run_pages
+ * accepts; the descriptors of its other pages are 0.  A release clears the
+ * head before the pages can be reused, so a head never lies inside another
+ * live run.  Recovery, the checker and `btd info` walk the descriptors from
+ * page 0 with desc_run_pages, jumping over each live run.  Anything else is
+ * damage: a descriptor that is not a valid head, or a head inside another
+ * run.  When a large run claims pages that hold another valid head, its
+ * length was damaged (a slab's is fixed): it is cut where that head begins.
  *
  * BITMAP.  One bit per 16-byte granule of data, set at the start of each
  * allocated block.  Kept in memory order without flushes while the heap
@@ -50,7 +62,7 @@
 
 #define POOL_MAGIC "BTDPOOL\0"     /* 8 bytes */
 #define POOL_FORMAT_MAJOR 1        /* incompatible changes */
-#define POOL_FORMAT_MINOR 0        /* compatible additions */
+#define POOL_FORMAT_MINOR 1        /* compatible additions; 1: root checks */
 
 #define POOL_PAGE 4096u
 #define POOL_GRANULE 16u           /* block alignment; one bitmap bit */
@@ -59,6 +71,8 @@
 #define POOL_ROOTS_MAX 1024u
 #define POOL_ROOT_NAME_MAX 47u     /* bytes, without the NUL */
 #define POOL_DATA_ALIGN (64u << 10)
+#define POOL_CLASSES 36u           /* size classes a slab descriptor may name */
+#define POOL_SLAB_PAGES 16u        /* pages of every slab */
 
 struct pool_header {
 	char magic[8];            /* POOL_MAGIC */
@@ -111,5 +125,65 @@ enum pool_desc_kind {
 /* A root's tag: the name's hash with the top bit set, so a live tag is
  * never 0. */
 #define ROOT_TAG(hash) ((hash) | ((uint64_t)1 << 63))
+
+#define ROOT_ADDR_MASK (((uint64_t)1 << 48) - 1)
+
+/* FNV-1a, 64 bits, of a root's name. */
+static inline uint64_t root_name_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325u;
+
+	while (*s) {
+		h ^= (unsigned char)*s++;
+		h *= 0x100000001b3u;
+	}
+	return h;
+}
+
+/* The 16-bit check of a root's address, mixed with its tag. */
+static inline uint64_t root_check(uint64_t tag, uint64_t addr)
+{
+	uint64_t x = (tag ^ addr) * 0x9e3779b97f4a7c15u;
+
+	return (x ^ (x >> 29)) >> 48;
+}
+
+/* The ptr word of a root (format 1.1). */
+static inline uint64_t root_word(uint64_t tag, uint64_t addr)
+{
+	return root_check(tag, addr) << 48 | (addr & ROOT_ADDR_MASK);
+}
+
+/* Whether a slot in use is a valid root of a pool of format minor `minor`;
+ * its address in *addr.  Callers check that the address lies in the pool. */
+static inline int root_valid(const struct pool_root *r, unsigned minor, uint64_t *addr)
+{
+	unsigned len = 0;
+
+	while (len < sizeof(r->name) && r->name[len])
+		len++;
+	if (len == 0 || len == sizeof(r->name) || r->tag != ROOT_TAG(root_name_hash(r->name)))
+		return 0;
+	uint64_t a = r->ptr & ROOT_ADDR_MASK;
+
+	if (r->ptr != root_word(r->tag, a) && !(minor == 0 && r->ptr == a))
+		return 0;
+	*addr = a;
+	return 1;
+}
+
+/* How many pages the run headed by descriptor d at page pg spans, or 0
+ * when d is not a valid head there (top: the pages in use).  The one rule
+ * for a valid head: recovery, the checker and `btd info` all use it. */
+static inline uint64_t desc_run_pages(uint64_t d, uint64_t pg, uint64_t top)
+{
+	if (DESC_KIND(d) == DESC_SLAB)
+		return DESC_SLAB_CLASS(d) < POOL_CLASSES && DESC_SLAB_PAGES(d) == POOL_SLAB_PAGES &&
+		       POOL_SLAB_PAGES <= top - pg ? POOL_SLAB_PAGES : 0;
+	if (DESC_KIND(d) == DESC_LARGE)
+		return DESC_LARGE_PAGES(d) >= 1 && DESC_LARGE_PAGES(d) <= top - pg ?
+		       DESC_LARGE_PAGES(d) : 0;
+	return 0;
+}
 
 #endif

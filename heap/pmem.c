@@ -102,6 +102,21 @@ static const struct pmem_ops msync_ops = {
 	"msync", msync_persist, msync_persist, msync_drain, msync_memcpy_persist,
 };
 
+static void none_range(const void *p, size_t n)
+{
+	(void)p;
+	(void)n;
+}
+
+static void *none_memcpy(void *dst, const void *src, size_t n)
+{
+	return memcpy(dst, src, n);
+}
+
+const struct pmem_ops pmem_none_ops = {
+	"none", none_range, none_range, msync_drain, none_memcpy,
+};
+
 static const struct pmem_ops *ops = &msync_ops;
 static struct pmem_counts counts;
 

@@ -50,6 +50,10 @@ int pmem_load(const char **why);
  * mapping is pmem (MAP_SYNC, or PMEM_IS_PMEM_FORCE=1), "msync" otherwise. */
 void pmem_select(void *base, size_t len, int map_sync);
 
+/* A backend that writes nothing back: for a private (copy-on-write) view
+ * of a pool, which no flush may reach (the read-only `btd check`). */
+extern const struct pmem_ops pmem_none_ops;
+
 /* Install a backend explicitly (a test's). */
 void pmem_use(const struct pmem_ops *ops);
 

@@ -1,6 +1,7 @@
 /* pool.c: create, validate, map, grow and close a pool file (see pool.h). */
 #include "pool.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -11,6 +12,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +39,7 @@
 #define POOL_GROW_MIN ((size_t)256) /* pages: 1 MiB */
 
 static __thread char last_error[512];
+static int open_private; /* pool_set_private */
 
 /* The text of an errno value, untranslated.  Not strerror: it goes through
  * gettext, which takes glibc's locale lock, and the malloc that opens a
@@ -198,9 +201,14 @@ static int back(struct pool *p, size_t off, size_t len)
 			  p->path, len, errtext(errno));
 }
 
+void pool_set_private(int on)
+{
+	open_private = on;
+}
+
 int pool_file_open(struct pool *p)
 {
-	return pool_reopen(p);
+	return p->private_view ? 0 : pool_reopen(p);
 }
 
 void pool_file_close(struct pool *p)
@@ -210,6 +218,8 @@ void pool_file_close(struct pool *p)
 
 int pool_punch(struct pool *p, size_t page, size_t n)
 {
+	if (p->private_view)
+		return 0;
 	off_t off = (off_t)(p->hdr.data_off + page * POOL_PAGE);
 	int r;
 
@@ -224,6 +234,8 @@ int pool_punch(struct pool *p, size_t page, size_t n)
 
 int pool_back(struct pool *p, size_t page, size_t n)
 {
+	if (p->private_view)
+		return 0;
 	return back(p, p->hdr.data_off + page * POOL_PAGE, n * POOL_PAGE);
 }
 
@@ -264,6 +276,8 @@ int pool_grow(struct pool *p, size_t top)
 			ret = pool_error(BTD_ERR_NOMEM, "pool %s is full (%zu MiB of data): "
 					 "set BTD_POOL_SIZE larger when creating it",
 					 p->path, p->npages * POOL_PAGE >> 20);
+		} else if (p->private_view) {
+			p->heap_top = p->hdr.heap_top = want;
 		} else if (!(ret = pool_reopen(p))) {
 			size_t d0 = old * sizeof(uint64_t), d1 = want * sizeof(uint64_t);
 			size_t b0 = old * POOL_PAGE / POOL_GRANULE / 8;
@@ -306,10 +320,13 @@ static int map_at(struct pool *p, uintptr_t base, size_t size)
 		errno = EEXIST;
 		return -1;
 	}
-	void *m = mmap(r, size, PROT_READ | PROT_WRITE,
+	void *m = p->private_view ? MAP_FAILED :
+		  mmap(r, size, PROT_READ | PROT_WRITE,
 		       MAP_SHARED_VALIDATE | MAP_SYNC | MAP_FIXED, p->fd, 0);
 
 	p->map_sync = m != MAP_FAILED;
+	if (p->private_view)
+		m = mmap(r, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, p->fd, 0);
 	if (m == MAP_FAILED)
 		m = mmap(r, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, p->fd, 0);
 	if (m == MAP_FAILED) {
@@ -338,22 +355,144 @@ static void attach(struct pool *p)
 	p->data = p->base + p->hdr.data_off;
 	p->npages = p->hdr.npages;
 	p->heap_top = p->hdr.heap_top;
-	pmem_select(p->base, p->size, p->map_sync);
+	if (p->private_view)
+		pmem_use(&pmem_none_ops);
+	else
+		pmem_select(p->base, p->size, p->map_sync);
+}
+
+/* Read a decimal or hex number at *s, advancing it. */
+static unsigned long long scan_num(const char **s, unsigned base)
+{
+	unsigned long long v = 0;
+
+	for (;; (*s)++) {
+		unsigned c = (unsigned char)**s, d;
+
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if (base == 16 && (c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+			d = (c | 0x20) - 'a' + 10;
+		else
+			return v;
+		v = v * base + d;
+	}
+}
+
+/* Whether one line of /proc/PID/maps maps the file (dev, ino):
+ * "lo-hi perms offset MAJ:MIN inode path". */
+static int maps_line_is(const char *l, const char *end, dev_t dev, ino_t ino)
+{
+	for (int field = 0; field < 3; field++) { /* skip range, perms, offset */
+		while (l < end && *l != ' ')
+			l++;
+		while (l < end && *l == ' ')
+			l++;
+	}
+	unsigned long long maj = scan_num(&l, 16);
+
+	if (l >= end || *l++ != ':')
+		return 0;
+	unsigned long long min = scan_num(&l, 16);
+
+	while (l < end && *l == ' ')
+		l++;
+	return maj == major(dev) && min == minor(dev) && scan_num(&l, 10) == (unsigned long long)ino;
+}
+
+static int pid_maps_file(long pid, dev_t dev, ino_t ino)
+{
+	char path[64], buf[4096];
+	size_t have = 0;
+	ssize_t n;
+	int found = 0;
+
+	log_format(path, sizeof(path), "/proc/%ld/maps", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	while (!found && (n = read(fd, buf + have, sizeof(buf) - 1 - have)) > 0) {
+		char *l = buf, *end = buf + have + n, *nl;
+
+		while (!found && (nl = memchr(l, '\n', (size_t)(end - l)))) {
+			found = maps_line_is(l, nl, dev, ino);
+			l = nl + 1;
+		}
+		have = (size_t)(end - l);
+		memmove(buf, l, have);
+		if (have == sizeof(buf) - 1)
+			have = 0; /* a line longer than the buffer: not ours */
+	}
+	close(fd);
+	return found;
+}
+
+long pool_holder(dev_t dev, ino_t ino, long hint, char *name, size_t n)
+{
+	long pid = 0;
+
+	if (hint > 0 && pid_maps_file(hint, dev, ino)) {
+		pid = hint;
+	} else {
+		int dfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		char buf[4096];
+		long r;
+
+		while (dfd >= 0 && !pid && (r = getdents64(dfd, buf, sizeof(buf))) > 0) {
+			for (long off = 0; off < r && !pid;) {
+				const struct dirent64 *d = (const void *)(buf + off);
+				const char *q = d->d_name;
+				long cand = (long)scan_num(&q, 10);
+
+				if (!*q && cand > 0 && cand != getpid() && pid_maps_file(cand, dev, ino))
+					pid = cand;
+				off += d->d_reclen;
+			}
+		}
+		if (dfd >= 0)
+			close(dfd);
+	}
+	if (name && n) {
+		char path[64];
+		int fd;
+		ssize_t got = 0;
+
+		log_format(path, sizeof(path), "/proc/%ld/comm", pid);
+		if (pid && (fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+			got = read(fd, name, n - 1);
+			close(fd);
+		}
+		got = got > 0 ? got : 0;
+		if (got && name[got - 1] == '\n')
+			got--;
+		name[got] = '\0';
+	}
+	return pid;
 }
 
 static int lock_file(struct pool *p, int fd)
 {
-	if (!flock(fd, LOCK_EX | LOCK_NB))
+	int how = p->private_view ? LOCK_SH : LOCK_EX;
+
+	if (!flock(fd, how | LOCK_NB))
 		return 0;
 	if (errno == EWOULDBLOCK) {
 		struct pool_header h;
+		struct stat st;
+		char name[32] = "";
 		long pid = 0;
 
-		if (pread(fd, &h, sizeof(h), 0) == sizeof(h) && header_valid(&h))
-			pid = (long)h.owner_pid;
-		return pool_error(BTD_ERR_BUSY, "pool %s is open in another process%s%ld%s: "
+		if (!fstat(fd, &st))
+			pid = pool_holder(st.st_dev, st.st_ino,
+					  pool_read_header(fd, &h, NULL) ? 0 : (long)h.owner_pid,
+					  name, sizeof(name));
+		if (!pid && !flock(fd, how | LOCK_NB)) /* let go of meanwhile */
+			return 0;
+		return pool_error(BTD_ERR_BUSY, "pool %s is open in another process%s%ld%s%s%s: "
 				  "one process per pool; give this one its own BTD_POOL",
-				  p->path, pid ? " (pid " : "", pid, pid ? ")" : "");
+				  p->path, pid ? " (pid " : "", pid, *name ? ", " : "", name,
+				  pid ? ")" : "");
 	}
 	return pool_error(BTD_ERR_IO, "cannot lock pool %s: %s", p->path, errtext(errno));
 }
@@ -443,28 +582,39 @@ static int create(struct pool *p, const char *path, size_t size)
 	return ret;
 }
 
-static int validate(struct pool *p, const struct stat *st, struct pool_header *out)
+int pool_read_header(int fd, struct pool_header *out, int *bad_copy)
 {
 	struct pool_header h[2];
-	int valid[2];
+	int valid[2], magic[2];
 
 	for (int i = 0; i < 2; i++) {
-		ssize_t n = pread(p->fd, &h[i], sizeof(h[i]), (off_t)i * POOL_HEADER_SLOT);
+		ssize_t n = pread(fd, &h[i], sizeof(h[i]), (off_t)i * POOL_HEADER_SLOT);
 
-		valid[i] = n == sizeof(h[i]) && header_valid(&h[i]);
+		magic[i] = n == sizeof(h[i]) && !memcmp(h[i].magic, POOL_MAGIC, 8);
+		valid[i] = magic[i] && header_valid(&h[i]);
 	}
-	if (!valid[0] && !valid[1]) {
-		if (memcmp(h[0].magic, POOL_MAGIC, 8) && memcmp(h[1].magic, POOL_MAGIC, 8))
-			return pool_error(BTD_ERR_FORMAT, "%s is not a btd pool (no pool magic): "
-					  "point BTD_POOL at a pool file or at a path that does not exist yet",
-					  p->path);
-		return pool_error(BTD_ERR_FORMAT, "pool %s is corrupt (both header copies fail "
-				  "their checksum): restore it from a replica or a backup; "
-				  "the file was left as it is", p->path);
-	}
+	if (bad_copy)
+		*bad_copy = valid[0] != valid[1] ? valid[0] : -1;
+	if (!valid[0] && !valid[1])
+		return magic[0] || magic[1] ? BTD_ERR_FORMAT : BTD_ERR_NOENT;
 	int i = valid[0] && valid[1] ? h[1].epoch > h[0].epoch : valid[1];
 
 	*out = h[i];
+	return i;
+}
+
+static int validate(struct pool *p, const struct stat *st, struct pool_header *out)
+{
+	int i = pool_read_header(p->fd, out, &p->bad_header_copy);
+
+	if (i == BTD_ERR_NOENT)
+		return pool_error(BTD_ERR_FORMAT, "%s is not a btd pool (no pool magic): "
+				  "point BTD_POOL at a pool file or at a path that does not exist yet",
+				  p->path);
+	if (i < 0)
+		return pool_error(BTD_ERR_FORMAT, "pool %s is corrupt (both header copies fail "
+				  "their checksum): restore it from a replica or a backup; "
+				  "the file was left as it is", p->path);
 	p->hdr_slot = (unsigned)i;
 	if (out->major != POOL_FORMAT_MAJOR)
 		return pool_error(BTD_ERR_VERSION, "pool %s has format %u.%u; this btd reads %u.x: "
@@ -488,7 +638,7 @@ static int validate(struct pool *p, const struct stat *st, struct pool_header *o
 
 static int open_existing(struct pool *p)
 {
-	int fd = open(p->path, O_RDWR | O_CLOEXEC);
+	int fd = open(p->path, (p->private_view ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	struct stat st;
 
 	if (fd < 0) {
@@ -534,6 +684,11 @@ static int open_existing(struct pool *p)
 	}
 	attach(p);
 	pool_release_fd(p);
+	if (p->bad_header_copy >= 0)
+		log_msg(LOG_WARN, "pool %s: header copy %d was damaged (a torn write, or "
+			"overwritten); %s from copy %d", p->path, p->bad_header_copy,
+			p->private_view ? "an open for writing repairs it" : "repaired",
+			!p->bad_header_copy);
 	return 0;
 }
 
@@ -541,6 +696,9 @@ int pool_open(struct pool *p, const char *path, size_t size, int create_ok)
 {
 	memset(p, 0, sizeof(*p));
 	p->fd = -1;
+	p->bad_header_copy = -1;
+	p->private_view = open_private;
+	create_ok &= !open_private;
 	pthread_mutex_init(&p->grow_lock, NULL);
 	if (strlen(path) >= sizeof(p->path) - 16)
 		return pool_error(BTD_ERR_INVAL, "pool path is too long: %.40s...", path);
@@ -569,14 +727,16 @@ int pool_open(struct pool *p, const char *path, size_t size, int create_ok)
 int pool_reset(struct pool *p)
 {
 	size_t off = p->hdr.desc_off;
-	int ret = pool_reopen(p);
+	int ret = p->private_view ? 0 : pool_reopen(p);
 
-	if (ret)
-		return ret;
-	if (fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
-		      (off_t)(p->size - off)))
+	if (!ret && p->private_view) {
+		memset(p->desc, 0, p->heap_top * sizeof(uint64_t));
+		memset(p->bitmap, 0, p->heap_top * POOL_PAGE / POOL_GRANULE / 8);
+	} else if (!ret && fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+				     (off_t)(p->size - off))) {
 		ret = pool_error(errno_status(errno), "cannot reset pool %s: %s", p->path,
 				 errtext(errno));
+	}
 	pool_release_fd(p);
 	if (ret)
 		return ret;

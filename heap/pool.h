@@ -31,6 +31,8 @@ struct pool {
 	size_t heap_top;           /* pages backed by fallocate */
 	int was_dirty;             /* opened after a crash */
 	int map_sync;              /* mapped with MAP_SYNC: real pmem */
+	int private_view;          /* opened by pool_set_private: the file is never written */
+	int bad_header_copy;       /* the copy (0 or 1) found damaged at open, else -1 */
 	pthread_mutex_t grow_lock;
 	uint64_t grow_retry_at;    /* after a failed growth: when to try again */
 	int grow_error;            /* and the status to return until then */
@@ -41,6 +43,18 @@ struct pool {
  * btd_status, with the message in btd_last_error().  A file that is not a
  * valid pool is never written. */
 int pool_open(struct pool *p, const char *path, size_t size, int create);
+
+/* PRIVATE VIEW (the read-only `btd check`): from now on, pools are opened
+ * read-only under a shared lock and mapped copy-on-write, flushes do
+ * nothing, and growing, resetting and punching change only the private
+ * view.  Recovery then runs as it would, and the file is never written. */
+void pool_set_private(int on);
+
+/* The process that holds the pool file open (its lock), or 0 when none is
+ * found: `hint` (the header's owner) when it still maps the file, else
+ * whichever process does (a fork child that inherited the mapping).  Its
+ * name goes to name[n].  Reads /proc; no allocation. */
+long pool_holder(dev_t dev, ino_t ino, long hint, char *name, size_t n);
 
 /* Persist the bitmap and set the clean flag (the mapping stays). */
 void pool_mark_clean(struct pool *p);
@@ -81,6 +95,13 @@ void pool_desc_set(struct pool *p, size_t page, uint64_t d);
 int pool_layout(size_t size, struct pool_header *h);
 
 uint64_t pool_checksum(const void *p, size_t n);
+
+/* The newest valid header copy of the pool file open at fd: the slot it
+ * came from (0 or 1), or BTD_ERR_NOENT (no pool magic at all) or
+ * BTD_ERR_FORMAT (both copies damaged).  *bad_copy: the copy that failed
+ * its checksum while the other passed, else -1.  The one reader of
+ * headers: pool_open, the lock message and `btd info` use it. */
+int pool_read_header(int fd, struct pool_header *out, int *bad_copy);
 
 /* The default pool of a program: /dev/shm/btd-<uid>/<program>.pool, or
  * <program>.<instance>.pool for instance > 0 (the directory is made

@@ -1,26 +1,28 @@
-/* roots.c: the named-root table; every update is failure-atomic. */
+/* roots.c: the named-root table; every update is failure-atomic, every
+ * entry checked (see ROOTS in layout.h). */
 #include "roots.h"
 
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "../common/log.h"
 #include "btd.h"
 #include "heap_int.h"
 #include "pmem.h"
 
 static pthread_mutex_t roots_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* FNV-1a, 64 bits. */
-static uint64_t name_hash(const char *s)
+/* The address of slot r when it is a valid root of this pool, else 0. */
+static uint64_t slot_addr(const struct pool_root *r)
 {
-	uint64_t h = 0xcbf29ce484222325u;
+	uint64_t a;
 
-	while (*s) {
-		h ^= (unsigned char)*s++;
-		h *= 0x100000001b3u;
-	}
-	return h;
+	if (!r->tag || !root_valid(r, heap.pool.hdr.minor, &a))
+		return 0;
+	if (a && !pool_contains(&heap.pool, (const void *)(uintptr_t)a))
+		return 0;
+	return a;
 }
 
 static struct pool_root *find(const char *name, uint64_t tag)
@@ -28,7 +30,8 @@ static struct pool_root *find(const char *name, uint64_t tag)
 	struct pool_root *r = heap.pool.roots;
 
 	for (unsigned i = 0; i < POOL_ROOTS_MAX; i++)
-		if (r[i].tag == tag && !strncmp(r[i].name, name, sizeof(r[i].name)))
+		if (r[i].tag == tag && !strncmp(r[i].name, name, sizeof(r[i].name)) &&
+		    slot_addr(&r[i]))
 			return &r[i];
 	return NULL;
 }
@@ -45,14 +48,15 @@ int roots_set(const char *name, const void *p)
 	if (p && !pool_contains(&heap.pool, p))
 		return pool_error(BTD_ERR_INVAL, "btd_root_set(%s, %p): not a pointer into the "
 				  "persistent heap", name, p);
-	uint64_t tag = ROOT_TAG(name_hash(name));
+	uint64_t tag = ROOT_TAG(root_name_hash(name));
+	uint64_t word = root_word(tag, (uintptr_t)p);
 	int ret = BTD_OK;
 
 	pthread_mutex_lock(&roots_lock);
 	struct pool_root *r = find(name, tag);
 
 	if (r && p) { /* one 8-byte store */
-		__atomic_store_n(&r->ptr, (uint64_t)(uintptr_t)p, __ATOMIC_RELEASE);
+		__atomic_store_n(&r->ptr, word, __ATOMIC_RELEASE);
 		pmem_persist_why(&r->ptr, sizeof(r->ptr), PMEM_WHY_ROOT);
 	} else if (r) { /* delete: clear the tag */
 		__atomic_store_n(&r->tag, 0, __ATOMIC_RELEASE);
@@ -67,7 +71,7 @@ int roots_set(const char *name, const void *p)
 		} else {
 			memset(r->name, 0, sizeof(r->name));
 			memcpy(r->name, name, len);
-			r->ptr = (uint64_t)(uintptr_t)p;
+			r->ptr = word;
 			pmem_persist_why(r, sizeof(*r), PMEM_WHY_ROOT);
 			__atomic_store_n(&r->tag, tag, __ATOMIC_RELEASE);
 			pmem_persist_why(&r->tag, sizeof(r->tag), PMEM_WHY_ROOT);
@@ -82,9 +86,62 @@ void *roots_get(const char *name)
 	if (!heap.open || !name)
 		return NULL;
 	pthread_mutex_lock(&roots_lock);
-	struct pool_root *r = find(name, ROOT_TAG(name_hash(name)));
-	void *p = r ? (void *)(uintptr_t)__atomic_load_n(&r->ptr, __ATOMIC_ACQUIRE) : NULL;
+	struct pool_root *r = find(name, ROOT_TAG(root_name_hash(name)));
+	void *p = r ? (void *)(uintptr_t)slot_addr(r) : NULL;
 
 	pthread_mutex_unlock(&roots_lock);
 	return p;
+}
+
+uint64_t roots_addr(unsigned i)
+{
+	return slot_addr(&heap.pool.roots[i]);
+}
+
+unsigned roots_count(void)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < POOL_ROOTS_MAX; i++)
+		n += slot_addr(&heap.pool.roots[i]) != 0;
+	return n;
+}
+
+unsigned roots_damaged(int clear, unsigned *first)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < POOL_ROOTS_MAX; i++) {
+		struct pool_root *r = &heap.pool.roots[i];
+
+		if (!r->tag || slot_addr(r))
+			continue;
+		if (!n++ && first)
+			*first = i;
+		if (clear) {
+			__atomic_store_n(&r->tag, 0, __ATOMIC_RELEASE);
+			pmem_persist_why(&r->tag, sizeof(r->tag), PMEM_WHY_ROOT);
+		}
+	}
+	return n;
+}
+
+void roots_upgrade(void)
+{
+	struct pool *p = &heap.pool;
+
+	if (p->hdr.minor >= 1)
+		return;
+	for (unsigned i = 0; i < POOL_ROOTS_MAX; i++) {
+		struct pool_root *r = &p->roots[i];
+		uint64_t a = slot_addr(r);
+
+		if (a && r->ptr != root_word(r->tag, a)) {
+			__atomic_store_n(&r->ptr, root_word(r->tag, a), __ATOMIC_RELEASE);
+			pmem_persist_why(&r->ptr, sizeof(r->ptr), PMEM_WHY_ROOT);
+		}
+	}
+	p->hdr.minor = 1;
+	pool_header_write(p);
+	log_msg(LOG_INFO, "pool %s: format 1.0 upgraded to 1.1 (checked roots)", p->path);
 }

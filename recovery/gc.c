@@ -1,9 +1,12 @@
-/* gc.c: the recovery pass -- walk, mark, sweep (see recovery.h).
+/* gc.c: the recovery pass -- walk, mark, sweep, commit (see recovery.h).
  *
- * WALK.  Page descriptors from page 0 to heap_top: a valid head makes a
- * slab or a large run and the walk jumps over it; anything else is a free
- * page (an invalid descriptor is cleared).  Free pages between runs become
- * the free-run index.
+ * WALK.  Page descriptors from page 0 to heap_top, with desc_run_pages
+ * (layout.h), the one rule for a valid head: a head makes a slab or a large
+ * run in the page map and the walk jumps over it; anything else is a free
+ * page.  A large run that claims pages holding another valid head is cut
+ * where that head begins (its length was damaged; a slab's is fixed).  The
+ * walk writes nothing: the descriptors are reconciled with the page map
+ * once, at the end (COMMIT), so a recovery that stops leaves them as found.
  *
  * MARK.  Conservative, from the named roots.  A word is a pointer to a
  * block when its value lies anywhere inside the block -- interior pointers
@@ -11,13 +14,26 @@
  * (as C programs do); the price is that an integer which happens to fall
  * inside a block keeps it.  Every aligned 8-byte word of a marked block is
  * scanned; free blocks are never scanned, so stale pointers left in freed
- * memory resurrect nothing.  The mark bits are the block-start bitmap
- * itself, cleared first.
+ * memory resurrect nothing, and free-list links are stored complemented
+ * (heap_int.h), so the mark never follows one.  The mark bits are the
+ * block-start bitmap itself, cleared first.
+ *
+ * WILD POINTERS.  A reachable word that points into the pool's data below
+ * heap_top, but into a page of no live run, is damage: a run whose
+ * descriptor was lost (or a dangling pointer kept in a live block to a run
+ * that was freed).  Sweeping would hand those pages out again while
+ * reachable data sits in them, so recovery stops: at a program's open the
+ * open fails and the descriptors are left as they were; `btd check`
+ * reports it; `btd check --repair` restores the runs (RESTORE) and the
+ * pool is opened again.
  *
  * SWEEP.  A slab with no marked block and a large run whose head is not
- * marked are released (descriptor cleared); the rest keep their marked
- * blocks, and their free lists are rebuilt from the bitmap when a thread
- * first takes them.  The descriptors are persisted once, at the end. */
+ * marked are released; the rest keep their marked blocks, and their free
+ * lists are rebuilt from the bitmap when a thread first takes them.
+ *
+ * COMMIT.  Every descriptor below heap_top is set to what the page map
+ * says (a head, or 0) where it differs, then persisted; the differences
+ * are counted as damage repaired (besides the releases of the sweep). */
 #include "recovery.h"
 
 #include <string.h>
@@ -27,7 +43,11 @@
 #include "../common/log.h"
 #include "../heap/heap_int.h"
 #include "../heap/pmem.h"
+#include "../heap/roots.h"
 #include "btd.h"
+
+_Static_assert(POOL_CLASSES == HEAP_CLASSES, "the format's classes are the heap's");
+_Static_assert(POOL_SLAB_PAGES == SLAB_PAGES, "the format's slabs are the heap's");
 
 /* During recovery the page map also names the head of every page of a
  * large run, so that interior pointers find their block. */
@@ -35,20 +55,34 @@
 #define PAGE_IS_INTERIOR(e) (((e) & 3) == 2)
 #define PAGE_INTERIOR_HEAD(e) ((e) >> 2)
 
+/* Wild pointers remembered for RESTORE; more are counted, not kept. */
+#define WILD_KEEP ((size_t)1 << 20)
+
 struct mark_stack {
 	char **v;
 	size_t n, cap;
 };
 
 static uint32_t class_recip[HEAP_CLASSES];
+static enum recovery_mode mode = RECOVER_OPEN;
+static struct recovery_report report;
+static uint64_t *wild;   /* addresses of wild pointers (WILD_KEEP at most) */
+static size_t nwild;
+
+void recovery_set_mode(enum recovery_mode m)
+{
+	mode = m;
+	pool_set_private(m == RECOVER_CHECK);
+}
+
+const struct recovery_report *recovery_last(void)
+{
+	return &report;
+}
 
 unsigned recovery_root_count(void)
 {
-	unsigned n = 0;
-
-	for (unsigned i = 0; i < POOL_ROOTS_MAX; i++)
-		n += heap.pool.roots[i].tag != 0;
-	return n;
+	return roots_count();
 }
 
 static uint64_t now_ns(void)
@@ -59,14 +93,21 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static void *scratch(size_t n)
+{
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
 static int push(struct mark_stack *st, char *b)
 {
 	if (st->n == st->cap) {
 		size_t cap = st->cap ? st->cap * 2 : 1 << 16;
-		char **v = mmap(NULL, cap * sizeof(*v), PROT_READ | PROT_WRITE,
-				MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		char **v = scratch(cap * sizeof(*v));
 
-		if (v == MAP_FAILED)
+		if (!v)
 			return -1;
 		if (st->v) {
 			memcpy(v, st->v, st->n * sizeof(*v));
@@ -77,6 +118,16 @@ static int push(struct mark_stack *st, char *b)
 	}
 	st->v[st->n++] = b;
 	return 0;
+}
+
+static void note_wild(uintptr_t v)
+{
+	if (!report.wild++)
+		report.wild_first = v;
+	if (!wild)
+		wild = scratch(WILD_KEEP * sizeof(*wild));
+	if (wild && nwild < WILD_KEEP)
+		wild[nwild++] = v;
 }
 
 /* Mark the block that v points into, if any.  Returns -1 when out of memory. */
@@ -90,8 +141,10 @@ static inline int mark(struct mark_stack *st, uintptr_t v)
 	page_entry e = heap.pagemap[page];
 	char *b;
 
-	if (!e)
+	if (!e) {
+		note_wild(v);
 		return 0;
+	}
 	if (PAGE_IS_INTERIOR(e)) {
 		page = PAGE_INTERIOR_HEAD(e);
 		e = heap.pagemap[page];
@@ -129,9 +182,14 @@ static int mark_all(void)
 	struct mark_stack st = { 0 };
 	int ret = 0;
 
-	for (unsigned i = 0; i < POOL_ROOTS_MAX && !ret; i++)
-		if (heap.pool.roots[i].tag)
-			ret = mark(&st, heap.pool.roots[i].ptr);
+	report.wild = 0;
+	nwild = 0;
+	for (unsigned i = 0; i < POOL_ROOTS_MAX && !ret; i++) {
+		uint64_t a = roots_addr(i);
+
+		if (a)
+			ret = mark(&st, a);
+	}
 	while (st.n && !ret) {
 		char *b = st.v[--st.n];
 		const uint64_t *w = (const uint64_t *)b;
@@ -145,39 +203,39 @@ static int mark_all(void)
 	return ret ? pool_error(BTD_ERR_NOMEM, "out of memory for the recovery GC's mark stack") : 0;
 }
 
-/* Build the page map from the descriptors; returns invalid descriptors. */
-static size_t walk(void)
+/* Build the page map from the descriptors (see WALK).  -1: out of memory. */
+static int walk(void)
 {
 	struct pool *p = &heap.pool;
-	size_t bad = 0, free_from = 0;
+	size_t free_from = 0;
 
 	heap.top = p->heap_top;
 	for (size_t pg = 0; pg < p->heap_top;) {
 		uint64_t d = p->desc[pg];
-		size_t n = 0;
+		size_t n = desc_run_pages(d, pg, p->heap_top);
 
-		if (DESC_KIND(d) == DESC_SLAB && DESC_SLAB_CLASS(d) < HEAP_CLASSES &&
-		    DESC_SLAB_PAGES(d) == SLAB_PAGES && pg + SLAB_PAGES <= p->heap_top) {
+		if (!n) {
+			pg++;
+			continue;
+		}
+		if (DESC_KIND(d) == DESC_SLAB) {
 			struct slab *s = heap_slab_new(pg, DESC_SLAB_CLASS(d));
 
 			if (!s)
-				return SIZE_MAX;
+				return -1;
 			s->bump = s->nblocks;
 			s->rebuild = 1;
-			n = SLAB_PAGES;
-		} else if (DESC_KIND(d) == DESC_LARGE && DESC_LARGE_PAGES(d) >= 1 &&
-			   DESC_LARGE_PAGES(d) <= p->heap_top - pg) {
-			n = DESC_LARGE_PAGES(d);
+		} else {
+			for (size_t i = 1; i < n; i++) {
+				if (desc_run_pages(p->desc[pg + i], pg + i, p->heap_top)) {
+					n = i; /* cut: another run begins here */
+					report.cut_runs++;
+					break;
+				}
+			}
 			heap_map_large(pg, n);
 			for (size_t i = 1; i < n; i++)
 				heap.pagemap[pg + i] = PAGE_INTERIOR(pg);
-		} else {
-			if (d) {
-				p->desc[pg] = 0;
-				bad++;
-			}
-			pg++;
-			continue;
 		}
 		if (free_from < pg)
 			heap_free_run(free_from, pg - free_from);
@@ -186,12 +244,7 @@ static size_t walk(void)
 	}
 	if (free_from < heap.top)
 		heap_free_run(free_from, heap.top - free_from);
-	return bad;
-}
-
-static int bit_at(const char *b)
-{
-	return heap_bit_test(b);
+	return 0;
 }
 
 /* Release what holds no marked block; count the rest. */
@@ -209,11 +262,10 @@ static void sweep(struct heap_open_info *info)
 
 			for (size_t i = 1; i < n; i++)
 				heap.pagemap[pg + i] = 0;
-			if (bit_at(heap.pool.data + pg * POOL_PAGE)) {
+			if (heap_bit_test(heap.pool.data + pg * POOL_PAGE)) {
 				info->kept_blocks++;
 				info->kept_bytes += n * POOL_PAGE;
 			} else {
-				p->desc[pg] = 0;
 				heap.pagemap[pg] = 0;
 				heap_free_run(pg, n);
 			}
@@ -221,63 +273,233 @@ static void sweep(struct heap_open_info *info)
 		} else {
 			struct slab *s = (struct slab *)e;
 			uint32_t live = heap_slab_live(s);
+
 			info->kept_blocks += live;
 			info->kept_bytes += (uint64_t)live * s->size;
 			pg += SLAB_PAGES;
 			if (live) {
 				heap_slab_park(s);
 			} else {
-				heap.pool.desc[pool_page_of(p, s->start)] = 0;
+				size_t head = pool_page_of(p, s->start);
+
 				for (unsigned i = 0; i < SLAB_PAGES; i++)
-					heap.pagemap[pool_page_of(p, s->start) + i] = 0;
-				heap_free_run(pool_page_of(p, s->start), SLAB_PAGES);
+					heap.pagemap[head + i] = 0;
+				heap_free_run(head, SLAB_PAGES);
 			}
 		}
 	}
 }
 
-/* Blocks the bitmap calls allocated, at block starts of live runs: before
- * marking, what the crashed process had; the difference to what marking
- * keeps is what recovery reclaims. */
-static void count_allocated(uint64_t *blocks, uint64_t *bytes)
+/* What the descriptor of page pg must be, by the page map (see COMMIT). */
+static uint64_t desc_of(size_t pg)
 {
-	*blocks = *bytes = 0;
-	for (size_t pg = 0; pg < heap.pool.heap_top;) {
-		page_entry e = heap.pagemap[pg];
+	page_entry e = heap.pagemap[pg];
 
-		if (!e || PAGE_IS_INTERIOR(e)) {
-			pg++;
-		} else if (PAGE_IS_LARGE(e)) {
-			if (bit_at(heap.pool.data + pg * POOL_PAGE)) {
-				++*blocks;
-				*bytes += PAGE_LARGE_PAGES(e) * POOL_PAGE;
-			}
-			pg += PAGE_LARGE_PAGES(e);
-		} else {
-			struct slab *s = (struct slab *)e;
-			uint32_t live = heap_slab_live(s);
+	if (!e || PAGE_IS_INTERIOR(e))
+		return 0;
+	if (PAGE_IS_LARGE(e))
+		return DESC_MAKE_LARGE(PAGE_LARGE_PAGES(e));
+	const struct slab *s = (const struct slab *)e;
 
-			*blocks += live;
-			*bytes += (uint64_t)live * s->size;
-			pg += SLAB_PAGES;
+	return s->start == heap.pool.data + pg * POOL_PAGE ? DESC_MAKE_SLAB(s->cls, SLAB_PAGES) : 0;
+}
+
+/* Reconcile the descriptors with the page map; returns how many differed
+ * that the sweep did not release (damage). */
+static uint64_t commit(uint64_t released)
+{
+	struct pool *p = &heap.pool;
+	uint64_t changed = 0;
+
+	for (size_t pg = 0; pg < p->heap_top; pg++) {
+		uint64_t want = desc_of(pg);
+
+		if (p->desc[pg] != want) {
+			__atomic_store_n(&p->desc[pg], want, __ATOMIC_RELAXED);
+			changed++;
 		}
 	}
+	pmem_persist_why(p->desc, p->heap_top * sizeof(uint64_t), PMEM_WHY_RECOVERY);
+	return changed > released ? changed - released : 0;
+}
+
+/* Live runs the walk found (heads): for telling releases from damage. */
+static uint64_t count_heads(void)
+{
+	uint64_t n = 0;
+
+	for (size_t pg = 0; pg < heap.pool.heap_top; pg++)
+		n += desc_of(pg) != 0;
+	return n;
+}
+
+/* ---- RESTORE (btd check --repair) ----------------------------------------
+ *
+ * Wild pointers are grouped by the free gap they fall in and by 16-page
+ * windows.  A group becomes a slab when the gap has room for one around
+ * it: the head and class chosen are those that put the most pointers at
+ * block starts (the larger class on a tie, so that no member of a node is
+ * left unscanned).  Otherwise the group becomes a large run from its first
+ * page to its last.  Restored blocks may hold more than the lost run did;
+ * nothing reachable is left in free pages. */
+
+static void sort_u64(uint64_t *v, size_t n)
+{
+	for (size_t gap = n / 2; gap > 0; gap /= 2)
+		for (size_t i = gap; i < n; i++)
+			for (size_t j = i; j >= gap && v[j - gap] > v[j]; j -= gap) {
+				uint64_t t = v[j];
+
+				v[j] = v[j - gap];
+				v[j - gap] = t;
+			}
+}
+
+static void gap_of(size_t pg, size_t *lo, size_t *hi)
+{
+	*lo = *hi = pg;
+	while (*lo > 0 && !heap.pagemap[*lo - 1])
+		--*lo;
+	while (*hi + 1 < heap.pool.heap_top && !heap.pagemap[*hi + 1])
+		++*hi;
+}
+
+static void restore_run(size_t head, size_t n, uint64_t d)
+{
+	struct pool *p = &heap.pool;
+
+	for (size_t i = 1; i < n; i++)
+		p->desc[head + i] = 0;
+	__atomic_store_n(&p->desc[head], d, __ATOMIC_RELEASE);
+	pmem_persist_why(&p->desc[head], n * sizeof(uint64_t), PMEM_WHY_RECOVERY);
+	for (size_t i = 0; i < n; i++) /* later groups see it taken */
+		heap.pagemap[head + i] = PAGE_LARGE(n);
+	report.restored_runs++;
+	log_msg(LOG_WARN, "pool %s: restored a %s run of %zu pages at page %zu",
+		p->path, DESC_KIND(d) == DESC_SLAB ? "slab" : "large", n, head);
+}
+
+static void restore_group(const uint64_t *t, size_t n, size_t glo, size_t ghi)
+{
+	uintptr_t data = (uintptr_t)heap.pool.data;
+	size_t a = (t[0] - data) / POOL_PAGE, b = (t[n - 1] - data) / POOL_PAGE;
+	size_t hlo = b >= glo + SLAB_PAGES - 1 ? b - (SLAB_PAGES - 1) : glo;
+	size_t best_h = SIZE_MAX, best_hits = 0;
+	unsigned best_c = 0;
+
+	for (size_t h = hlo; h <= a && h + SLAB_PAGES - 1 <= ghi; h++) {
+		for (unsigned c = HEAP_CLASSES; c-- > 0;) {
+			size_t hits = 0, size = heap_class_size[c];
+
+			for (size_t i = 0; i < n; i++) {
+				size_t off = t[i] - (data + h * POOL_PAGE);
+
+				hits += off % size == 0 && off / size < SLAB_BYTES / size;
+			}
+			if (best_h == SIZE_MAX || hits > best_hits) {
+				best_h = h;
+				best_c = c;
+				best_hits = hits;
+			}
+		}
+	}
+	if (best_h != SIZE_MAX)
+		restore_run(best_h, SLAB_PAGES, DESC_MAKE_SLAB(best_c, SLAB_PAGES));
+	else
+		restore_run(a, b - a + 1, DESC_MAKE_LARGE(b - a + 1));
+}
+
+static void restore(void)
+{
+	uintptr_t data = (uintptr_t)heap.pool.data;
+
+	sort_u64(wild, nwild);
+	for (size_t i = 0; i < nwild;) {
+		size_t pg = (wild[i] - data) / POOL_PAGE, glo, ghi, j = i + 1;
+
+		if (heap.pagemap[pg]) { /* a run restored for an earlier group */
+			i++;
+			continue;
+		}
+		gap_of(pg, &glo, &ghi);
+		while (j < nwild && (wild[j] - data) / POOL_PAGE < pg + SLAB_PAGES &&
+		       (wild[j] - data) / POOL_PAGE <= ghi)
+			j++;
+		restore_group(wild + i, j - i, glo, ghi);
+		i = j;
+	}
+}
+
+/* ---- the pass ------------------------------------------------------------ */
+
+/* Blocks the bitmap calls allocated before marking, that marking did not
+ * keep: what recovery reclaims (counted at valid block starts only, so
+ * that the report adds up: kept + reclaimed = allocated + resurrected). */
+static void count_reclaimed(const uint64_t *before, struct heap_open_info *info)
+{
+	size_t words = heap.pool.heap_top * POOL_PAGE / POOL_GRANULE / 64;
+
+	for (size_t w = 0; w < words; w++) {
+		uint64_t v = before[w] & ~heap.pool.bitmap[w];
+
+		while (v) {
+			const char *b = heap.pool.data + (w * 64 + (unsigned)__builtin_ctzll(v)) *
+							POOL_GRANULE;
+			page_entry e = heap.pagemap[pool_page_of(&heap.pool, b)];
+
+			v &= v - 1;
+			if (!e || PAGE_IS_INTERIOR(e))
+				continue;
+			if (PAGE_IS_LARGE(e)) {
+				if ((uintptr_t)b % POOL_PAGE)
+					continue;
+				info->freed_bytes += PAGE_LARGE_PAGES(e) * POOL_PAGE;
+			} else {
+				const struct slab *s = (const struct slab *)e;
+				size_t off = (size_t)(b - s->start);
+
+				if (off % s->size || off / s->size >= s->nblocks)
+					continue;
+				info->freed_bytes += s->size;
+			}
+			info->freed_blocks++;
+		}
+	}
+}
+
+static int stop(const char *what)
+{
+	report.stopped = 1;
+	return pool_error(BTD_ERR_FORMAT, "pool %s is damaged: %s; recovery stopped and left it "
+			  "as it was: run `btd check --repair %s`", heap.pool.path, what,
+			  heap.pool.path);
 }
 
 int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 {
 	struct pool *p = &heap.pool;
 	uint64_t t0 = now_ns();
+	char what[160];
+	int ret = 0;
 
+	memset(&report, 0, sizeof(report));
 	for (unsigned c = 0; c < HEAP_CLASSES; c++)
 		class_recip[c] = (uint32_t)((((uint64_t)1 << 32) + heap_class_size[c] - 1) /
 					    heap_class_size[c]);
 	info->was_dirty = p->was_dirty;
-	if (recovery_root_count() == 0) {
+	report.damaged_roots = roots_damaged(mode == RECOVER_REPAIR, &report.first_damaged_root);
+	if (report.damaged_roots && mode == RECOVER_OPEN) {
+		log_format(what, sizeof(what), "%u root slots fail their checks (the first is slot "
+			   "%u)", report.damaged_roots, report.first_damaged_root);
+		return stop(what);
+	}
+	if (mode != RECOVER_CHECK)
+		roots_upgrade();
+	report.roots = roots_count();
+	if (report.roots == 0) {
 		/* Nothing can be reachable: drop it all without looking. */
 		if (p->heap_top) {
-			int ret = pool_reset(p);
-
+			ret = pool_reset(p);
 			if (ret)
 				return ret;
 			info->reset = 1;
@@ -287,47 +509,61 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 		return 0;
 	}
 	int collect = gc == GC_ALWAYS || (gc == GC_AUTO && p->was_dirty);
-	size_t bad = walk();
 
-	if (bad == SIZE_MAX)
+	if (walk())
 		return pool_error(BTD_ERR_NOMEM, "out of memory while opening pool %s", p->path);
-	if (bad)
-		log_msg(LOG_WARN, "pool %s: %zu page descriptors were not valid run heads "
-			"and were cleared", p->path, bad);
+	uint64_t heads = count_heads();
+	uint64_t *before = NULL;
+	size_t bitmap_bytes = p->heap_top * POOL_PAGE / POOL_GRANULE / 8;
+
 	if (collect) {
-		uint64_t blocks, bytes;
-
 		info->collected = 1;
-		count_allocated(&blocks, &bytes);
-		memset(p->bitmap, 0, p->heap_top * POOL_PAGE / POOL_GRANULE / 8);
-		int ret = mark_all();
-
+		before = scratch(bitmap_bytes + 8);
+		if (!before)
+			return pool_error(BTD_ERR_NOMEM, "out of memory while recovering pool %s",
+					  p->path);
+		memcpy(before, p->bitmap, bitmap_bytes);
+		memset(p->bitmap, 0, bitmap_bytes);
+		ret = mark_all();
+		if (!ret && report.wild && mode == RECOVER_REPAIR) {
+			restore();
+			report.restart = 1;
+			ret = pool_error(BTD_ERR_FORMAT, "pool %s: runs restored; open it again",
+					 p->path);
+		} else if (!ret && report.wild && mode == RECOVER_OPEN) {
+			log_format(what, sizeof(what), "%llu reachable pointers lead into pages of no "
+				   "live run (the first: %p)", (unsigned long long)report.wild,
+				   (void *)(uintptr_t)report.wild_first);
+			ret = stop(what);
+		}
+		if (!ret)
+			count_reclaimed(before, info);
+		munmap(before, bitmap_bytes + 8);
 		if (ret)
 			return ret;
-		sweep(info);
-		/* What the crashed process had allocated and nothing reaches. */
-		info->freed_blocks = blocks > info->kept_blocks ? blocks - info->kept_blocks : 0;
-		info->freed_bytes = bytes > info->kept_bytes ? bytes - info->kept_bytes : 0;
-	} else {
-		sweep(info);
 	}
-	pmem_persist_why(p->desc, p->heap_top * sizeof(uint64_t), PMEM_WHY_RECOVERY);
+	sweep(info);
+	report.bad_descs = commit(heads - count_heads());
+	if (report.bad_descs || report.cut_runs)
+		log_msg(mode == RECOVER_CHECK ? LOG_INFO : LOG_WARN,
+			"pool %s: %llu page descriptors were damaged (%llu large runs cut where "
+			"another run began) and were repaired", p->path,
+			(unsigned long long)report.bad_descs, (unsigned long long)report.cut_runs);
 	info->gc_ns = now_ns() - t0;
 	return 0;
 }
 
-/* The audit of the crash tests: walk from the roots with a private mark
- * set and compare with the heap's bitmap.  Reachable blocks must all be
- * allocated (none free while reachable); allocated blocks that nothing
- * reaches are leaks. */
+/* The audit of the crash tests and `btd check`: walk from the roots with
+ * a private mark set and compare with the heap's bitmap.  Reachable blocks
+ * must all be allocated (none free while reachable) and lie in live runs;
+ * allocated blocks that nothing reaches are leaks. */
 void recovery_audit(struct recovery_audit *a)
 {
 	size_t words = heap.pool.heap_top * POOL_PAGE / POOL_GRANULE / 64;
-	uint64_t *saved = mmap(NULL, words * 8 + 8, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uint64_t *saved = scratch(words * 8 + 8);
 
 	memset(a, 0, sizeof(*a));
-	if (saved == MAP_FAILED)
+	if (!saved)
 		return;
 	pthread_mutex_lock(&heap.lock);
 	/* Mark into the bitmap itself, then compare and restore it. */
@@ -344,7 +580,13 @@ void recovery_audit(struct recovery_audit *a)
 		}
 	}
 	memset(heap.pool.bitmap, 0, words * 8);
+	uint64_t wild_before = report.wild, first_before = report.wild_first;
+
 	mark_all();
+	a->wild = report.wild;
+	a->wild_first = report.wild_first;
+	report.wild = wild_before;
+	report.wild_first = first_before;
 	for (size_t w = 0; w < words; w++) {
 		uint64_t reach = heap.pool.bitmap[w], alloc = saved[w];
 

@@ -17,6 +17,35 @@
 
 int recovery_run(enum btd_gc gc, struct heap_open_info *info);
 
+/* How damage is met (see WILD POINTERS in gc.c):
+ *   OPEN     a program's open: damage that could lose reachable data
+ *            (wild pointers, damaged roots) stops the open, nothing else
+ *            is written; damaged descriptors are repaired with a warning
+ *   CHECK    `btd check`: the pool is opened as a private view
+ *            (pool_set_private), recovery runs into it, damage is reported
+ *   REPAIR   `btd check --repair`: damaged roots are cleared, lost runs are
+ *            restored (then the open fails with report.restart set: open
+ *            the pool again) */
+enum recovery_mode { RECOVER_OPEN, RECOVER_CHECK, RECOVER_REPAIR };
+
+void recovery_set_mode(enum recovery_mode m);
+
+/* What the last recovery found. */
+struct recovery_report {
+	unsigned roots;              /* valid roots */
+	unsigned damaged_roots;      /* root slots in use that fail their checks */
+	unsigned first_damaged_root;
+	uint64_t bad_descs;          /* descriptors that disagreed with the runs found */
+	uint64_t cut_runs;           /* large runs cut where another run began */
+	uint64_t wild;               /* reachable pointers into pages of no live run */
+	uint64_t wild_first;         /* the first of them */
+	uint64_t restored_runs;      /* runs restored for them (REPAIR) */
+	int stopped;                 /* the open was refused (OPEN) */
+	int restart;                 /* runs were restored: open again (REPAIR) */
+};
+
+const struct recovery_report *recovery_last(void);
+
 /* Live roots in the pool's table. */
 unsigned recovery_root_count(void);
 
@@ -25,6 +54,8 @@ struct recovery_audit {
 	uint64_t allocated;       /* blocks the bitmap holds allocated */
 	uint64_t reachable_free;  /* reachable but free: must be 0 */
 	uint64_t leaked;          /* allocated but unreachable */
+	uint64_t wild;            /* reachable pointers into pages of no live run */
+	uint64_t wild_first;
 };
 
 /* Compare reachability with allocation (tests, btd check). */
