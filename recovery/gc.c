@@ -338,8 +338,9 @@ static uint64_t count_heads(void)
  * Wild pointers are grouped by the free gap they fall in and by 16-page
  * windows.  A group becomes a slab when the gap has room for one around
  * it: the head and class chosen are those that put the most pointers at
- * block starts (the larger class on a tie, so that no member of a node is
- * left unscanned).  Otherwise the group becomes a large run from its first
+ * block starts -- the wild ones and those the surrounding pages hold
+ * among themselves -- the larger class on a tie (a 64-byte node's links
+ * fall on 16- and 32-byte starts too).  Otherwise the group becomes a large run from its first
  * page to its last.  Restored blocks may hold more than the lost run did;
  * nothing reachable is left in free pages. */
 
@@ -379,23 +380,47 @@ static void restore_run(size_t head, size_t n, uint64_t d)
 		p->path, DESC_KIND(d) == DESC_SLAB ? "slab" : "large", n, head);
 }
 
+/* Score head h and class c: how many pointers of the evidence fall on
+ * block starts of that slab. */
+static size_t slab_hits(const uint64_t *ev, size_t n, size_t h, unsigned c)
+{
+	uintptr_t start = (uintptr_t)heap.pool.data + h * POOL_PAGE;
+	size_t hits = 0, size = heap_class_size[c];
+
+	for (size_t i = 0; i < n; i++) {
+		size_t off = ev[i] - start;
+
+		hits += ev[i] >= start && off % size == 0 && off / size < SLAB_BYTES / size;
+	}
+	return hits;
+}
+
 static void restore_group(const uint64_t *t, size_t n, size_t glo, size_t ghi)
 {
 	uintptr_t data = (uintptr_t)heap.pool.data;
 	size_t a = (t[0] - data) / POOL_PAGE, b = (t[n - 1] - data) / POOL_PAGE;
+	size_t lo = a >= glo + SLAB_PAGES - 1 ? a - (SLAB_PAGES - 1) : glo;
+	size_t hi = b + SLAB_PAGES - 1 <= ghi ? b + SLAB_PAGES - 1 : ghi;
 	size_t hlo = b >= glo + SLAB_PAGES - 1 ? b - (SLAB_PAGES - 1) : glo;
+	/* The evidence: the wild pointers, and the words of the pages around
+	 * them that point among those pages (a lost slab's blocks point at
+	 * each other: a list's links land on its class's block starts). */
+	size_t cap = n + (hi - lo + 1) * (POOL_PAGE / 8), m = n;
+	uint64_t *ev = scratch(cap * sizeof(*ev));
 	size_t best_h = SIZE_MAX, best_hits = 0;
 	unsigned best_c = 0;
 
+	if (!ev)
+		return;
+	memcpy(ev, t, n * sizeof(*ev));
+	for (const uint64_t *w = (const uint64_t *)(data + lo * POOL_PAGE);
+	     w < (const uint64_t *)(data + (hi + 1) * POOL_PAGE); w++)
+		if (*w - (data + lo * POOL_PAGE) < (hi - lo + 1) * POOL_PAGE)
+			ev[m++] = *w;
 	for (size_t h = hlo; h <= a && h + SLAB_PAGES - 1 <= ghi; h++) {
 		for (unsigned c = HEAP_CLASSES; c-- > 0;) {
-			size_t hits = 0, size = heap_class_size[c];
+			size_t hits = slab_hits(ev, m, h, c);
 
-			for (size_t i = 0; i < n; i++) {
-				size_t off = t[i] - (data + h * POOL_PAGE);
-
-				hits += off % size == 0 && off / size < SLAB_BYTES / size;
-			}
 			if (best_h == SIZE_MAX || hits > best_hits) {
 				best_h = h;
 				best_c = c;
@@ -403,6 +428,7 @@ static void restore_group(const uint64_t *t, size_t n, size_t glo, size_t ghi)
 			}
 		}
 	}
+	munmap(ev, cap * sizeof(*ev));
 	if (best_h != SIZE_MAX)
 		restore_run(best_h, SLAB_PAGES, DESC_MAKE_SLAB(best_c, SLAB_PAGES));
 	else
@@ -538,6 +564,8 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 		}
 		if (!ret)
 			count_reclaimed(before, info);
+		else /* stopped: leave the bitmap as found, too */
+			memcpy(p->bitmap, before, bitmap_bytes);
 		munmap(before, bitmap_bytes + 8);
 		if (ret)
 			return ret;

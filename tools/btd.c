@@ -21,9 +21,14 @@ static void usage(FILE *f)
 		"commands:\n"
 		"  run [--stats] [--pool PATH] [--policy none|tagged|large|all] -- PROGRAM [ARGS...]\n"
 		"             run PROGRAM with its allocations taken over by bartender\n"
-		"  info POOL  header, state, roots and usage of a pool (read-only)\n"
-		"  check POOL open the pool (recovering it if it is dirty), verify every heap\n"
-		"             invariant and that every allocated block is reachable\n"
+		"  info POOL  header, state, roots and usage of a pool (read-only; exit 2 when\n"
+		"             it is not a readable pool)\n"
+		"  check [--repair] POOL\n"
+		"             run the recovery a program's open would run, verify every heap\n"
+		"             invariant and that every allocated block is reachable; without\n"
+		"             --repair on a private copy (the file is never written), with it\n"
+		"             repairing what it finds; exit 0 clean, 1 problems found (and\n"
+		"             repaired), 2 not a usable pool\n"
 		"  help       this text\n"
 		"  --version  the version of btd\n"
 		"\n"
@@ -59,6 +64,27 @@ static int find_preload(char *out, size_t cap)
 	return access(out, R_OK) ? -1 : 0;
 }
 
+/* The value of option a: "--opt=VALUE", or the next argument -- which may
+ * be neither missing nor "--" nor another option (`btd run --pool -- prog`
+ * must not create a pool named "--"). */
+static const char *option_value(const char *a, const char *name, int argc, char **argv, int *i)
+{
+	size_t n = strlen(name);
+
+	if (!strncmp(a, name, n) && a[n] == '=')
+		return a[n + 1] ? a + n + 1 : NULL;
+	if (*i + 1 >= argc || !strncmp(argv[*i + 1], "--", 2))
+		return NULL;
+	return argv[++*i];
+}
+
+static int is_option(const char *a, const char *name)
+{
+	size_t n = strlen(name);
+
+	return !strncmp(a, name, n) && (a[n] == '\0' || a[n] == '=');
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	int i;
@@ -71,14 +97,16 @@ static int cmd_run(int argc, char **argv)
 			break;
 		} else if (!strcmp(a, "--stats")) {
 			setenv("BTD_STATS", "1", 1);
-		} else if (!strcmp(a, "--pool") || !strcmp(a, "--policy")) {
-			if (i + 1 >= argc) {
-				fprintf(stderr, "btd run: %s needs a value: see 'btd help'\n", a);
+		} else if (is_option(a, "--pool") || is_option(a, "--policy")) {
+			const char *name = is_option(a, "--pool") ? "--pool" : "--policy";
+			const char *v = option_value(a, name, argc, argv, &i);
+
+			if (!v) {
+				fprintf(stderr, "btd run: %s needs a value (%s PATH or %s=PATH): "
+					"see 'btd help'\n", name, name, name);
 				return 2;
 			}
-			const char *v = argv[++i];
-
-			if (!strcmp(a, "--policy")) {
+			if (!strcmp(name, "--policy")) {
 				int ok = 0;
 
 				for (int p = POLICY_NONE; p <= POLICY_ALL; p++)
@@ -89,7 +117,7 @@ static int cmd_run(int argc, char **argv)
 					return 2;
 				}
 			}
-			setenv(!strcmp(a, "--pool") ? "BTD_POOL" : "BTD_POLICY", v, 1);
+			setenv(!strcmp(name, "--pool") ? "BTD_POOL" : "BTD_POLICY", v, 1);
 		} else if (a[0] == '-') {
 			fprintf(stderr, "btd run: unknown option %s: see 'btd help'\n", a);
 			return 2;
@@ -132,11 +160,14 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "run"))
 		return cmd_run(argc - 2, argv + 2);
 	if (!strcmp(cmd, "info") || !strcmp(cmd, "check")) {
-		if (argc != 3) {
-			fprintf(stderr, "btd %s: give one pool file: btd %s POOL\n", cmd, cmd);
+		int repair = argc == 4 && !strcmp(cmd, "check") && !strcmp(argv[2], "--repair");
+
+		if (argc != 3 + repair || argv[argc - 1][0] == '-') {
+			fprintf(stderr, "btd %s: give one pool file: btd %s%s POOL\n", cmd, cmd,
+				!strcmp(cmd, "check") ? " [--repair]" : "");
 			return 2;
 		}
-		return !strcmp(cmd, "info") ? cmd_info(argv[2]) : cmd_check(argv[2]);
+		return !strcmp(cmd, "info") ? cmd_info(argv[2]) : cmd_check(argv[argc - 1], repair);
 	}
 	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
 		printf("btd %s\n", BTD_VERSION_STRING);

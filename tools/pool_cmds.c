@@ -1,10 +1,19 @@
 /* pool_cmds.c: btd info and btd check.
  *
- * info reads the pool without writing a byte or taking its lock: the two
- * header copies, the root table, and -- for a cleanly closed pool -- the
- * descriptors and bitmap, mapped read-only at any address.  check opens the
- * pool as a program would (a dirty pool is recovered first), then runs
- * heap_check and the reachability audit, and closes it cleanly. */
+ * info reads the pool without writing a byte or taking its lock: the
+ * header (pool_read_header), the root table, and the descriptors and
+ * bitmap walked with the format's own rule (desc_run_pages), mapped
+ * read-only at any address; the process that has the pool open is found
+ * in /proc (pool_holder).
+ *
+ * check runs the recovery a program's open would run, then the heap
+ * checker and the reachability audit.  Without --repair it works on a
+ * private copy-on-write view of the pool (pool_set_private): the file is
+ * never written.  With --repair it opens the pool for writing, lets the
+ * recovery clear damaged roots, restore lost runs (and open the pool
+ * again), collect leaked blocks, and closes it cleanly.  Exit status: 0
+ * clean, 1 problems found (and, with --repair, repaired), 2 the pool cannot
+ * be checked or repaired. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -20,20 +29,20 @@
 #include "btd.h"
 #include "pool_cmds.h"
 
-static int newest_header(int fd, struct pool_header *out)
+static void print_state(const struct pool_header *h, const struct stat *st)
 {
-	struct pool_header h[2];
-	int ok[2];
+	char name[32];
+	long pid = pool_holder(st->st_dev, st->st_ino, (long)h->owner_pid, name, sizeof(name));
 
-	for (int i = 0; i < 2; i++) {
-		ok[i] = pread(fd, &h[i], sizeof(h[i]), (off_t)i * POOL_HEADER_SLOT) == sizeof(h[i]) &&
-			!memcmp(h[i].magic, POOL_MAGIC, 8) &&
-			h[i].checksum == pool_checksum(&h[i], offsetof(struct pool_header, checksum));
-	}
-	if (!ok[0] && !ok[1])
-		return -1;
-	*out = h[ok[0] && ok[1] ? h[1].epoch > h[0].epoch : ok[1]];
-	return 0;
+	if (pid)
+		printf("state       open in pid %ld (%s)\n", pid, name);
+	else if (h->clean)
+		printf("state       clean\n");
+	else if (h->owner_pid)
+		printf("state       crashed (pid %llu had it open and is gone) -- the next open "
+		       "recovers it\n", (unsigned long long)h->owner_pid);
+	else
+		printf("state       dirty -- the next open recovers it\n");
 }
 
 int cmd_info(const char *path)
@@ -41,15 +50,16 @@ int cmd_info(const char *path)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct pool_header h;
 	struct stat st;
+	int bad_copy;
 
 	if (fd < 0) {
 		fprintf(stderr, "btd info: cannot open %s: %s\n", path, strerror(errno));
-		return 1;
+		return 2;
 	}
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || newest_header(fd, &h)) {
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || pool_read_header(fd, &h, &bad_copy) < 0) {
 		fprintf(stderr, "btd info: %s is not a btd pool (no valid header)\n", path);
 		close(fd);
-		return 1;
+		return 2;
 	}
 	char uuid[40];
 
@@ -64,55 +74,60 @@ int cmd_info(const char *path)
 	printf("backed      %llu MiB of data; file holds %llu MiB\n",
 	       (unsigned long long)(h.heap_top * POOL_PAGE >> 20),
 	       (unsigned long long)((uint64_t)st.st_blocks * 512 >> 20));
-	printf("state       %s\n", h.clean ? "clean" : h.owner_pid ?
-	       "open (or crashed) -- the next open recovers it" : "dirty -- the next open recovers it");
-	if (!h.clean && h.owner_pid)
-		printf("owner pid   %llu\n", (unsigned long long)h.owner_pid);
+	print_state(&h, &st);
 	printf("opens       %llu (%llu after a crash)\n", (unsigned long long)h.opens,
 	       (unsigned long long)h.crashes);
+	if (bad_copy >= 0)
+		printf("header      copy %d is damaged; the next open repairs it from copy %d\n",
+		       bad_copy, !bad_copy);
 
-	if ((uint64_t)st.st_size != h.size) {
+	if ((uint64_t)st.st_size != h.size || h.major != POOL_FORMAT_MAJOR ||
+	    h.desc_off >= h.size || h.bitmap_off >= h.size || h.heap_top > h.npages) {
 		/* Mapped past its end, the file would SIGBUS on the first read. */
 		fprintf(stderr, "btd info: %s is %lld bytes but its header says %llu: truncated "
 			"or extended by something else; roots and usage cannot be read\n", path,
 			(long long)st.st_size, (unsigned long long)h.size);
 		close(fd);
-		return 1;
+		return 2;
 	}
 	char *m = mmap(NULL, h.size, PROT_READ, MAP_SHARED, fd, 0);
 
 	close(fd);
 	if (m == MAP_FAILED) {
 		fprintf(stderr, "btd info: cannot map %s: %s\n", path, strerror(errno));
-		return 1;
+		return 2;
 	}
 	const struct pool_root *roots = (const void *)(m + POOL_ROOTS_OFF);
-	unsigned nroots = 0;
+	unsigned nroots = 0, damaged = 0;
+	uint64_t a;
 
+	for (unsigned i = 0; i < POOL_ROOTS_MAX; i++) {
+		if (!roots[i].tag)
+			continue;
+		if (root_valid(&roots[i], h.minor, &a))
+			nroots++;
+		else
+			damaged++;
+	}
+	printf("roots       %u", nroots);
+	if (damaged)
+		printf(" (and %u damaged slots: see btd check)", damaged);
+	printf("\n");
 	for (unsigned i = 0; i < POOL_ROOTS_MAX; i++)
-		nroots += roots[i].tag != 0;
-	printf("roots       %u\n", nroots);
-	for (unsigned i = 0; i < POOL_ROOTS_MAX; i++)
-		if (roots[i].tag)
-			printf("  %-47.47s 0x%llx\n", roots[i].name, (unsigned long long)roots[i].ptr);
+		if (roots[i].tag && root_valid(&roots[i], h.minor, &a))
+			printf("  %-47.47s 0x%llx\n", roots[i].name, (unsigned long long)a);
 	const uint64_t *desc = (const void *)(m + h.desc_off);
 	const uint64_t *bits = (const void *)(m + h.bitmap_off);
 	uint64_t slabs = 0, large = 0, pages = 0, blocks = 0;
 
 	for (uint64_t pg = 0; pg < h.heap_top;) {
-		uint64_t d = desc[pg], n = 1;
+		uint64_t n = desc_run_pages(desc[pg], pg, h.heap_top);
 
-		if (DESC_KIND(d) == DESC_SLAB && DESC_SLAB_PAGES(d) == SLAB_PAGES) {
-			slabs++;
-			n = SLAB_PAGES;
-		} else if (DESC_KIND(d) == DESC_LARGE && DESC_LARGE_PAGES(d) &&
-			   DESC_LARGE_PAGES(d) <= h.heap_top - pg) {
-			large++;
-			n = DESC_LARGE_PAGES(d);
-		} else {
+		if (!n) {
 			pg++;
 			continue;
 		}
+		*(DESC_KIND(desc[pg]) == DESC_SLAB ? &slabs : &large) += 1;
 		pages += n;
 		pg += n;
 	}
@@ -130,28 +145,91 @@ int cmd_info(const char *path)
 	return 0;
 }
 
-int cmd_check(const char *path)
+/* One line per kind of problem; returns how many kinds there were. */
+static unsigned report_problems(const struct recovery_report *r, unsigned long bad,
+				const struct recovery_audit *a, int repair)
+{
+	unsigned n = 0;
+	const char *done = repair ? "repaired: " : "";
+
+	if (r->damaged_roots && ++n)
+		printf("btd check: %s%u root slots fail their checks (the first is slot %u)%s\n",
+		       done, r->damaged_roots, r->first_damaged_root, repair ? "; cleared" : "");
+	if ((r->bad_descs || r->cut_runs) && ++n)
+		printf("btd check: %s%llu page descriptors disagree with the runs (%llu large runs "
+		       "claim another run's pages)\n", done, (unsigned long long)r->bad_descs,
+		       (unsigned long long)r->cut_runs);
+	if (r->wild && ++n)
+		printf("btd check: %llu reachable pointers lead into pages of no live run (the "
+		       "first: 0x%llx): a run's descriptor is lost, or a live block keeps a "
+		       "dangling pointer; a program's open would stop\n",
+		       (unsigned long long)r->wild, (unsigned long long)r->wild_first);
+	if (a->wild && !r->wild && ++n)
+		printf("btd check: %llu reachable pointers lead into pages of no live run (the "
+		       "first: 0x%llx)\n", (unsigned long long)a->wild,
+		       (unsigned long long)a->wild_first);
+	if (bad && ++n)
+		printf("btd check: %lu violations of the heap's invariants (above)\n", bad);
+	if (a->reachable_free && ++n)
+		printf("btd check: %llu reachable blocks are free\n",
+		       (unsigned long long)a->reachable_free);
+	if (a->leaked && ++n)
+		printf("btd check: %llu allocated blocks are unreachable (leaked)%s\n",
+		       (unsigned long long)a->leaked,
+		       repair ? "" : ": the next recovery or --repair reclaims them");
+	return n;
+}
+
+int cmd_check(const char *path, int repair)
 {
 	struct heap_open_info info;
+	struct recovery_report found = { 0 };
+	uint64_t restored = 0;
+	int st;
 
 	if (access(path, F_OK)) {
 		fprintf(stderr, "btd check: no pool at %s\n", path);
-		return 1;
+		return 2;
 	}
-	int st = heap_open(path, 0, GC_AUTO, &info);
+	recovery_set_mode(repair ? RECOVER_REPAIR : RECOVER_CHECK);
+	/* With --repair, every run restored means one more open. */
+	for (int attempt = 0;; attempt++) {
+		st = heap_open(path, 0, repair ? GC_ALWAYS : GC_AUTO, &info);
+		const struct recovery_report *r = recovery_last();
 
+		if (!found.wild)
+			found.wild_first = r->wild_first;
+		found.damaged_roots += r->damaged_roots;
+		if (!attempt)
+			found.first_damaged_root = r->first_damaged_root;
+		found.bad_descs += r->bad_descs;
+		found.cut_runs += r->cut_runs;
+		found.wild += r->wild;
+		restored += r->restored_runs;
+		if (!st || !r->restart)
+			break;
+		if (attempt == 3) {
+			fprintf(stderr, "btd check: %s: runs were restored three times and reachable "
+				"pointers still lead into free pages; the pool cannot be repaired\n",
+				path);
+			return 2;
+		}
+	}
 	if (st) {
 		fprintf(stderr, "btd check: %s\n", btd_last_error());
-		return 1;
+		return 2;
 	}
 	if (info.reset)
-		printf("rootless pool: reset\n");
+		printf("rootless pool: all its blocks are reclaimed at %s\n",
+		       repair ? "this open" : "the next open");
 	else if (info.collected)
-		printf("recovered: kept %llu blocks (%llu bytes), reclaimed %llu blocks "
-		       "(%llu bytes) in %.1f ms\n",
+		printf("recovered%s: kept %llu blocks (%llu bytes), reclaimed %llu blocks "
+		       "(%llu bytes) in %.1f ms\n", repair ? "" : " (in a private view)",
 		       (unsigned long long)info.kept_blocks, (unsigned long long)info.kept_bytes,
 		       (unsigned long long)info.freed_blocks, (unsigned long long)info.freed_bytes,
 		       (double)info.gc_ns / 1e6);
+	if (restored)
+		printf("btd check: restored %llu lost runs\n", (unsigned long long)restored);
 	unsigned long bad = heap_check(STDOUT_FILENO);
 	struct recovery_audit a;
 
@@ -159,15 +237,23 @@ int cmd_check(const char *path)
 	printf("blocks      %llu allocated, %llu reachable from %u roots\n",
 	       (unsigned long long)a.allocated, (unsigned long long)a.reachable,
 	       recovery_root_count());
-	if (a.reachable_free)
-		printf("btd check: %llu reachable blocks are free\n",
-		       (unsigned long long)a.reachable_free);
-	if (a.leaked)
-		printf("btd check: %llu allocated blocks are unreachable (leaked)\n",
-		       (unsigned long long)a.leaked);
-	heap_close();
-	int ok = !bad && !a.reachable_free;
+	unsigned problems = report_problems(&found, bad, &a, repair);
 
-	printf("%s\n", ok ? "ok" : "PROBLEMS FOUND");
-	return ok ? 0 : 1;
+	/* A clean pool keeps no unreachable block; --repair collected some. */
+	if (repair && !info.was_dirty && info.freed_blocks && ++problems)
+		printf("btd check: repaired: %llu allocated blocks were unreachable (leaked); "
+		       "reclaimed\n", (unsigned long long)info.freed_blocks);
+	int remain = bad || a.reachable_free || a.wild;
+
+	heap_close();
+	if (!problems) {
+		printf("ok\n");
+		return 0;
+	}
+	if (repair && remain) {
+		printf("PROBLEMS REMAIN: the pool could not be repaired\n");
+		return 2;
+	}
+	printf(repair ? "REPAIRED\n" : "PROBLEMS FOUND (btd check --repair %s fixes them)\n", path);
+	return 1;
 }

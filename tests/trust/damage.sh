@@ -1,0 +1,115 @@
+#!/bin/bash
+# damage.sh LISTPROG DAMAGE BTD: `btd check` never lies and never writes
+# unasked; damage that could lose reachable data stops a program's open;
+# `btd check --repair` repairs it (issue 6, item 5).
+LISTPROG=$1 DAMAGE=$2 BTD=$3
+. "$(dirname "$0")/lib.sh"
+
+# 1. A crashed pool with one zeroed slab descriptor under a live list.
+"$LISTPROG" crash 3000
+"$DAMAGE" "$BTD_POOL" zero-slab >/dev/null || fail "damage zero-slab"
+cp "$BTD_POOL" "$tmp/before"
+run "$BTD" check "$BTD_POOL"
+[ $st -eq 1 ] || fail "check of a pool with a lost slab exited $st: $out"
+grep -q 'reachable pointers lead into pages of no live run' <<<"$out" || fail "not reported: $out"
+cmp -s "$BTD_POOL" "$tmp/before" || fail "btd check (no --repair) changed the file"
+run "$LISTPROG" verify 3000
+[ $st -eq 3 ] || fail "a program opened the damaged pool (exit $st): $out"
+grep -q 'btd check --repair' <<<"$out" || fail "the refusal does not say what to do: $out"
+[ "$(body)" = "$(tail -c +8193 "$tmp/before" | sha1sum)" ] ||
+	fail "the refused open changed the pool's roots, descriptors or data"
+run "$BTD" check --repair "$BTD_POOL"
+[ $st -eq 1 ] || fail "repair exited $st: $out"
+grep -q 'restored 1 lost runs' <<<"$out" && grep -q '^REPAIRED$' <<<"$out" || fail "repair: $out"
+# The slab came back with its class: exactly the list's blocks, each a block start.
+grep -q '^blocks      3000 allocated, 3000 reachable' <<<"$out" || fail "repair restored the wrong run: $out"
+run "$BTD" check "$BTD_POOL"
+[ $st -eq 0 ] || fail "check after repair: $out"
+run "$LISTPROG" verify 3000
+[ $st -eq 0 ] || fail "the list after repair: $out"
+
+# 2. Leaks in a cleanly closed pool are problems, not "ok".
+rm -f "$BTD_POOL"
+"$LISTPROG" leak
+cp "$BTD_POOL" "$tmp/before"
+run "$BTD" check "$BTD_POOL"
+[ $st -eq 1 ] && grep -q '10 allocated blocks are unreachable (leaked)' <<<"$out" ||
+	fail "leaks: exit $st: $out"
+grep -q '^ok$' <<<"$out" && fail "ok printed over leaks: $out"
+cmp -s "$BTD_POOL" "$tmp/before" || fail "btd check (no --repair) changed the file"
+run "$BTD" check --repair "$BTD_POOL"
+[ $st -eq 1 ] || fail "repairing leaks exited $st: $out"
+run "$BTD" check "$BTD_POOL"
+[ $st -eq 0 ] || fail "leaks remain after repair: $out"
+
+# 3. Random descriptor damage: reported without a write, then repaired,
+# then stable (every later check says the same).
+for seed in 1 2 3; do
+	rm -f "$BTD_POOL"
+	"$LISTPROG" crash 3000
+	"$DAMAGE" "$BTD_POOL" descs $seed
+	cp "$BTD_POOL" "$tmp/before"
+	run "$BTD" check "$BTD_POOL"
+	[ $st -eq 1 ] || fail "seed $seed: check exited $st: $out"
+	cmp -s "$BTD_POOL" "$tmp/before" || fail "seed $seed: btd check changed the file"
+	run "$BTD" check --repair "$BTD_POOL"
+	[ $st -eq 1 ] || fail "seed $seed: repair exited $st: $out"
+	run "$BTD" check "$BTD_POOL"
+	[ $st -eq 0 ] || fail "seed $seed: check after repair: $out"
+	first=$out
+	run "$BTD" check "$BTD_POOL"
+	[ "$out" = "$first" ] || fail "seed $seed: two checks disagree: $first / $out"
+done
+
+# 4. Random bytes over the root table: no root is invented, the open stops.
+rm -f "$BTD_POOL"
+"$LISTPROG" build 100
+"$DAMAGE" "$BTD_POOL" roots 7
+cp "$BTD_POOL" "$tmp/before"
+run "$BTD" info "$BTD_POOL"
+grep -q '^roots       0 (and 1024 damaged slots' <<<"$out" || fail "info over random roots: $out"
+run "$BTD" check "$BTD_POOL"
+[ $st -eq 1 ] && grep -q '1024 root slots fail their checks' <<<"$out" || fail "check over random roots: $st: $out"
+cmp -s "$BTD_POOL" "$tmp/before" || fail "btd check changed the file"
+run "$LISTPROG" verify
+[ $st -eq 3 ] && grep -q 'root slots fail their checks' <<<"$out" || fail "open over random roots: $st: $out"
+run "$BTD" check --repair "$BTD_POOL"
+[ $st -eq 1 ] || fail "repair of the roots exited $st: $out"
+run "$BTD" check "$BTD_POOL"
+[ $st -eq 0 ] || fail "check after the roots' repair: $out"
+
+# 5. A damaged header copy: reported on stderr, repaired by the next open.
+rm -f "$BTD_POOL"
+"$LISTPROG" build 10
+"$DAMAGE" "$BTD_POOL" header1
+run "$BTD" check "$BTD_POOL"
+[ $st -eq 0 ] && grep -q 'header copy 1 was damaged' <<<"$out" || fail "torn header: $st: $out"
+run "$LISTPROG" verify 10
+[ $st -eq 0 ] && grep -q 'header copy 1 was damaged.*repaired from copy 0' <<<"$out" ||
+	fail "open over a torn header: $st: $out"
+run "$BTD" info "$BTD_POOL"
+grep -q '^header' <<<"$out" && fail "the header copy was not repaired: $out"
+
+# 6. A pool of format 1.0 opens, keeps its roots, and is upgraded.
+"$DAMAGE" "$BTD_POOL" minor0
+"$BTD" info "$BTD_POOL" | grep -q '^format      1.0$' || fail "downgrade"
+run "$LISTPROG" verify 10
+[ $st -eq 0 ] || fail "a format 1.0 pool: $out"
+run "$BTD" info "$BTD_POOL"
+grep -q '^format      1.1$' <<<"$out" || fail "not upgraded: $out"
+"$LISTPROG" verify 10 >/dev/null || fail "roots lost in the upgrade"
+
+# 7. Not a pool, no pool: exit 2, nothing written.
+head -c 1048576 /dev/urandom >"$tmp/junk"
+cp "$tmp/junk" "$tmp/junk.before"
+run "$BTD" check "$tmp/junk"
+[ $st -eq 2 ] || fail "check of random bytes exited $st: $out"
+run "$BTD" check --repair "$tmp/junk"
+[ $st -eq 2 ] || fail "repair of random bytes exited $st: $out"
+run "$BTD" info "$tmp/junk"
+[ $st -eq 2 ] || fail "info of random bytes exited $st: $out"
+cmp -s "$tmp/junk" "$tmp/junk.before" || fail "a foreign file was changed"
+run "$BTD" check "$tmp/missing"
+[ $st -eq 2 ] || fail "check of a missing pool exited $st"
+[ -e "$tmp/missing" ] && fail "check created a pool"
+echo "damage: ok"

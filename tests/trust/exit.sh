@@ -1,0 +1,34 @@
+#!/bin/bash
+# exit.sh LISTPROG DAMAGE BTD: a linked program that returns from main
+# leaves its pool clean (issue 6, item 1), and recovery neither resurrects
+# never-written blocks nor reports counts that contradict each other
+# (item 2).
+LISTPROG=$1 DAMAGE=$2 BTD=$3
+. "$(dirname "$0")/lib.sh"
+
+"$LISTPROG" build 1000 || fail "build failed"
+run "$BTD" info "$BTD_POOL"
+grep -q '^state       clean$' <<<"$out" || fail "returning from main left the pool dirty: $out"
+"$LISTPROG" verify 1000 >/dev/null || fail "the list did not survive"
+"$LISTPROG" verify 1000 >/dev/null || fail "the list did not survive a second reopen"
+run "$BTD" info "$BTD_POOL"
+grep -q '^opens       3 (0 after a crash)$' <<<"$out" || fail "reopens were counted as crashes: $out"
+run "$BTD" check "$BTD_POOL"
+[ $st -eq 0 ] || fail "check after clean runs: $out"
+
+# A crash (no destructor at all) is still a crash.
+rm -f "$BTD_POOL"
+"$LISTPROG" crash 500
+run "$BTD" info "$BTD_POOL"
+grep -q '^state       crashed' <<<"$out" || fail "_exit did not leave the pool dirty: $out"
+"$LISTPROG" verify 500 >/dev/null || fail "the list did not survive the crash"
+
+# One rooted block whose first word was never written, ten more, a crash:
+# recovery keeps exactly the rooted block and reclaims the ten.
+rm -f "$BTD_POOL"
+"$LISTPROG" unwritten
+run "$BTD" check "$BTD_POOL"
+[ $st -eq 0 ] || fail "check of the unwritten-block pool: $out"
+grep -q 'kept 1 blocks (224 bytes), reclaimed 10 blocks (2240 bytes)' <<<"$out" ||
+	fail "recovery of a never-written rooted block: $out"
+echo "exit: ok"
