@@ -159,9 +159,12 @@ static void frun_unlink(size_t page)
 }
 
 /* Return pages to the free index, merging with free neighbours; caller
- * holds heap.lock.  Tags are non-zero only at the ends of free runs. */
+ * holds heap.lock.  Tags are non-zero only at the ends of free runs.
+ * Whether each page is backed or a hole is space.c's to know, per page,
+ * whatever runs it ends up in. */
 void heap_free_run(size_t page, size_t n)
 {
+	space_freed(page, n);
 	if (page > 0 && heap.ftag[page - 1]) {
 		size_t ln = heap.ftag[page - 1];
 
@@ -175,14 +178,36 @@ void heap_free_run(size_t page, size_t n)
 		frun_unlink(page + n);
 		n += rn;
 	}
-	if (page + n == heap.top) { /* give it back to the untouched top */
+	if (page + n == heap.top) { /* give it back to the top */
 		heap.top = page;
 		return;
 	}
 	frun_link(page, n);
 }
 
-/* Take n pages (caller holds heap.lock); NIL-sized failure returns SIZE_MAX. */
+/* Take n pages at the top, growing the pool's backed part when needed;
+ * SIZE_MAX when it cannot (pool_grow says why).  What the growth backed
+ * beyond them is free, and decays like any free page. */
+static size_t top_take(size_t n)
+{
+	size_t backed = heap.pool.heap_top;
+
+	if (pool_grow(&heap.pool, heap.top + n))
+		return SIZE_MAX;
+	size_t page = heap.top;
+
+	heap.top += n;
+	if (heap.pool.heap_top > backed) {
+		size_t from = heap.top > backed ? heap.top : backed;
+
+		if (heap.pool.heap_top > from)
+			space_freed(from, heap.pool.heap_top - from);
+	}
+	return page;
+}
+
+/* Take n pages (caller holds heap.lock), backed; SIZE_MAX when there is no
+ * room or no space (the reason in pool_error). */
 static size_t run_take(size_t n)
 {
 	unsigned b = run_bin(n);
@@ -205,12 +230,14 @@ static size_t run_take(size_t n)
 		frun_unlink(page);
 		if (have > n)
 			frun_link(page + n, have - n);
-		return page;
-	}
-	if (pool_grow(&heap.pool, heap.top + n)) /* says why: full, or no space */
+	} else if ((page = top_take(n)) == SIZE_MAX) {
 		return SIZE_MAX;
-	page = heap.top;
-	heap.top += n;
+	}
+	if (space_take(page, n)) { /* a hole that the file system cannot fill */
+		heap_free_run(page, n);
+		return SIZE_MAX;
+	}
+	space_tick(); /* after the take, which the tick must not punch */
 	return page;
 }
 
@@ -266,6 +293,7 @@ void heap_release_slab(struct slab *s)
 {
 	size_t page = pool_page_of(&heap.pool, s->start);
 
+	space_tick();
 	pool_desc_set(&heap.pool, page, 0);
 	for (unsigned i = 0; i < SLAB_PAGES; i++)
 		heap.pagemap[page + i] = 0;
@@ -613,6 +641,7 @@ static void large_free(size_t page, page_entry e)
 		misuse("free", heap.pool.data + page * POOL_PAGE);
 	}
 	*w &= ~((uint64_t)1 << bit);
+	space_tick();
 	pool_desc_set(&heap.pool, page, 0);
 	heap.pagemap[page] = 0;
 	heap_free_run(page, np);
@@ -826,14 +855,18 @@ void *heap_realloc(void *p, size_t n)
 				frun_link(next + more, len - more);
 			grown = 1;
 		} else if (next == heap.top && heap.top + more <= heap.pool.npages &&
-			   !pool_grow(&heap.pool, heap.top + more)) {
-			heap.top += more;
+			   top_take(more) != SIZE_MAX) {
 			grown = 1;
+		}
+		if (grown && space_take(next, more)) {
+			heap_free_run(next, more);
+			grown = 0;
 		}
 		if (grown) {
 			pool_desc_set(&heap.pool, page, DESC_MAKE_LARGE(need));
 			heap.pagemap[page] = PAGE_LARGE(need);
 		}
+		space_tick();
 		pthread_mutex_unlock(&heap.lock);
 		if (grown)
 			return p;
@@ -860,6 +893,10 @@ static int volatile_init(void)
 	heap.fprev = internal_map(np * sizeof(uint32_t));
 	if (!heap.pagemap || !heap.ftag || !heap.fnext || !heap.fprev)
 		return pool_error(BTD_ERR_NOMEM, "cannot map the heap's page tables (%zu pages)", np);
+	int ret = space_init(np);
+
+	if (ret)
+		return ret;
 	for (unsigned b = 0; b < 64; b++)
 		heap.fbin[b] = NIL;
 	heap.fbin_mask = 0;
@@ -875,6 +912,7 @@ static void volatile_free(void)
 	munmap(heap.fnext, np * sizeof(uint32_t));
 	munmap(heap.fprev, np * sizeof(uint32_t));
 	heap.pagemap = NULL;
+	space_fini();
 }
 
 /* Recovery (recovery/gc.c) and the clean-open walk (here) share this. */
@@ -902,15 +940,29 @@ int heap_open(const char *path, size_t size, enum btd_gc gc, struct heap_open_in
 		ret = recovery_run(gc, info);
 	if (ret) {
 		pool_abandon(&heap.pool);
+		volatile_free();
+		for (unsigned c = 0; c < HEAP_CLASSES; c++)
+			heap.partial[c] = NULL; /* slabs of the failed open: not reused */
+		heap.slab_free = NULL;
 		return ret;
 	}
+	space_ready();
+	heap_frozen = 0;
+	heap_purge_all(); /* what the file holds of the free pages goes back */
 	static int key_made;
 
 	if (!key_made && !pthread_key_create(&theap_key, theap_exit))
 		key_made = 1;
-	heap_frozen = 0;
 	heap.open = 1;
 	return 0;
+}
+
+void heap_purge_all(void)
+{
+	pthread_mutex_lock(&heap.lock);
+	if (!heap_frozen) /* a fork child must not punch its parent's file */
+		space_purge_all();
+	pthread_mutex_unlock(&heap.lock);
 }
 
 /* Collect the remote frees of every slab no thread owns (or of all slabs,
@@ -965,6 +1017,7 @@ int heap_exit(void)
 		return 0;
 	pthread_mutex_lock(&heap.lock);
 	heap_frozen = 1;
+	space_purge_all(); /* free pages only: live blocks stay for the destructors */
 	if (heap.threads == 0 || (heap.threads == 1 && tls_theap)) {
 		collect_slabs(1);
 		pool_mark_clean(&heap.pool);
@@ -990,6 +1043,7 @@ void heap_close(void)
 		return;
 	pthread_mutex_lock(&heap.lock);
 	collect_slabs(1); /* the bitmap a clean close persists must be exact */
+	space_purge_all();
 	heap.open = 0;
 	pool_close(&heap.pool);
 	volatile_free();
@@ -1066,6 +1120,25 @@ static void *copy_out(size_t off, size_t len)
 	return tmp;
 }
 
+/* The same for data pages [0, n), but for the holes: reading one through
+ * the shared mapping would fill it again (tmpfs), and a free page's
+ * content is nobody's. */
+static void *copy_out_data(size_t n)
+{
+	if (!n)
+		return NULL;
+	char *tmp = internal_map(n * POOL_PAGE);
+
+	for (size_t pg = space_next(0, n, 0); tmp && pg < n; pg = space_next(pg, n, 0)) {
+		size_t end = space_next(pg, n, 1);
+
+		memcpy(tmp + pg * POOL_PAGE, heap.pool.data + pg * POOL_PAGE,
+		       (end - pg) * POOL_PAGE);
+		pg = end;
+	}
+	return tmp;
+}
+
 static void copy_back(void *tmp, size_t off, size_t len)
 {
 	if (tmp)
@@ -1081,7 +1154,7 @@ void heap_fork_child(void)
 	struct pool *p = &heap.pool;
 	size_t meta = POOL_ROOTS_OFF + POOL_ROOTS_MAX * sizeof(struct pool_root);
 	size_t data = heap.top * POOL_PAGE;
-	void *m = copy_out(0, meta), *d = copy_out(p->hdr.data_off, data);
+	void *m = copy_out(0, meta), *d = copy_out_data(heap.top);
 
 	mmap(p->base, p->size, PROT_READ | PROT_WRITE,
 	     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
@@ -1107,6 +1180,7 @@ void heap_stats(struct heap_stats *st)
 	collect_slabs(0);
 	st->pages_top = heap.top;
 	st->pages_total = heap.pool.npages;
+	space_stats(st);
 	for (size_t pg = 0; pg < heap.top;) {
 		page_entry e = heap.pagemap[pg];
 

@@ -49,6 +49,11 @@ struct heap_stats {
 	uint64_t pages_used, pages_top, pages_total;
 	uint64_t slabs, large_runs;
 	uint64_t small_live, small_live_bytes;
+	/* Free pages and the file system (see space.c). */
+	uint64_t pages_free_backed;   /* free pages the file still holds */
+	uint64_t pages_returned;      /* free pages punched out of the file (holes) */
+	uint64_t punch_calls, back_calls;              /* fallocate calls made */
+	uint64_t pages_punched_total, pages_backed_total;
 };
 void heap_stats(struct heap_stats *s);
 

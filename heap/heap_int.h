@@ -103,6 +103,26 @@ void heap_free_run(size_t page, size_t npages);
 void heap_slab_park(struct slab *s);          /* to the partial list */
 void heap_release_slab(struct slab *s);
 
+/* Free pages and the file system (space.c): which free pages are backed
+ * and which are holes, given back after a decay period.  All but
+ * space_init and space_fini: the caller holds heap.lock. */
+struct heap_stats;
+int space_init(size_t npages);        /* frees from now on: what the open found */
+void space_ready(void);               /* the open is done */
+void space_fini(void);
+void space_freed(size_t page, size_t npages);
+int space_take(size_t page, size_t npages);   /* back holes before use; BTD_OK or a status */
+void space_tick(void);                /* the decay clock: punch what aged */
+void space_purge_all(void);           /* punch every free page now */
+size_t space_next(size_t from, size_t end, int hole); /* first page that is (not) a hole */
+void space_stats(struct heap_stats *st);
+size_t space_check(void);             /* pages the bitmaps get wrong; 0 when sound */
+
+/* Give every free page back to the file system now (the end of an open,
+ * after recovery).  Takes heap.lock: the caller must not hold it.  Cheap
+ * when nothing is left to punch. */
+void heap_purge_all(void);
+
 static inline uint64_t *heap_bitword(const void *p, unsigned *bit)
 {
 	size_t g = (size_t)((const char *)p - heap.pool.data) / POOL_GRANULE;
