@@ -1,5 +1,6 @@
 /* test_space.c: free pages go back to the file system (heap/space.c). */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -285,4 +286,32 @@ Test(space, open_after_crash_gives_free_pages_back)
 	fill(b, BLOCKS, 9);
 	verify(b, BLOCKS, 9);
 	sound();
+}
+
+/* A hole that cannot be backed again (here: the pool file cannot be
+ * reopened) fails the allocation cleanly, and nothing is lost. */
+Test(space, a_hole_that_cannot_be_backed_fails_the_allocation)
+{
+	char *b[BLOCKS], moved[160];
+
+	keep();
+	fill(b, BLOCKS, 1);
+	drop(b, BLOCKS);
+	sleep_ms(1200);
+	heap_free(heap_malloc(100000)); /* punched */
+	cr_assert_lt(file_bytes(), 8 * MiB);
+	snprintf(moved, sizeof(moved), "%s.moved", path);
+	cr_assert_eq(rename(path, moved), 0);
+	errno = 0;
+	cr_assert_null(heap_malloc(32 * MiB));
+	cr_assert_eq(errno, ENOMEM);
+	cr_assert_neq(strlen(btd_last_error()), 0);
+	sound();
+	cr_assert_eq(rename(moved, path), 0);
+	char *p = heap_malloc(32 * MiB);
+
+	cr_assert_not_null(p, "%s", btd_last_error());
+	memset(p, 1, 32 * MiB);
+	sound();
+	heap_free(p);
 }
