@@ -1,6 +1,7 @@
 /* settings.c: the table of BTD_* variables and their parsers. */
 #include "settings.h"
 
+#include <fnmatch.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -136,9 +137,86 @@ static int set_pool_size(struct settings *s, const char *v)
 	return 0;
 }
 
+/* A pattern knows %p, %i and %%; any other % is a mistake worth a line. */
 static int set_pool(struct settings *s, const char *v)
 {
+	for (const char *c = strchr(v, '%'); c; c = strchr(c + 2, '%'))
+		if (c[1] != 'p' && c[1] != 'i' && c[1] != '%')
+			return -1;
 	return parse_string(v, s->pool, sizeof(s->pool));
+}
+
+static int set_pool_program(struct settings *s, const char *v)
+{
+	return parse_string(v, s->pool_program, sizeof(s->pool_program));
+}
+
+int settings_pool_expand(const char *pattern, const char *program, unsigned instance,
+			 char *buf, size_t n)
+{
+	size_t len = 0;
+
+	for (const char *c = pattern; *c; c++) {
+		char num[16];
+		const char *add = num;
+		size_t k;
+
+		if (c[0] == '%' && c[1] == 'p') {
+			add = program ? program : "";
+			c++;
+		} else if (c[0] == '%' && c[1] == 'i') {
+			k = sizeof(num);
+			num[--k] = '\0';
+			do
+				num[--k] = (char)('0' + instance % 10);
+			while ((instance /= 10) && k);
+			add = num + k;
+			c++;
+		} else {
+			num[0] = *c;
+			num[1] = '\0';
+			c += c[0] == '%' && c[1] == '%';
+		}
+		k = strlen(add);
+		if (len + k >= n)
+			return -1;
+		memcpy(buf + len, add, k);
+		len += k;
+	}
+	if (len >= n)
+		return -1;
+	buf[len] = '\0';
+	return 0;
+}
+
+int settings_pool_has_instance(const char *pattern)
+{
+	for (const char *c = strchr(pattern, '%'); c; c = strchr(c + 2, '%')) {
+		if (c[1] == 'i')
+			return 1;
+		if (!c[1])
+			break;
+	}
+	return 0;
+}
+
+int settings_program_allowed(const struct settings *s, const char *program)
+{
+	const char *list = s->pool_program;
+
+	if (!list[0])
+		return 1;
+	while (*list) {
+		char glob[sizeof(s->pool_program)];
+		size_t k = strcspn(list, ",");
+
+		memcpy(glob, list, k);
+		glob[k] = '\0';
+		if (k && program && !fnmatch(glob, program, 0))
+			return 1;
+		list += k + (list[k] == ',');
+	}
+	return 0;
 }
 
 static int set_tag_sites(struct settings *s, const char *v)
@@ -174,7 +252,10 @@ static const struct var {
 	var_parser parse;
 	const char *accepted; /* completes "use ..." in the error line */
 } vars[] = {
-	{ "BTD_POOL", set_pool, "a file path shorter than PATH_MAX" },
+	{ "BTD_POOL", set_pool, "a file path shorter than PATH_MAX, where %p is the program's "
+	  "name, %i the instance and %% a %" },
+	{ "BTD_POOL_PROGRAM", set_pool_program, "a comma-separated list of globs of program "
+	  "names, under 256 bytes" },
 	{ "BTD_POOL_SIZE", set_pool_size, "a size of at least 2M, with an optional K, M, G or T suffix (1G)" },
 	{ "BTD_POLICY", set_policy, "none, tagged, large or all" },
 	{ "BTD_LARGE_MIN", set_large_min, "a size in bytes, with an optional K, M, G or T suffix (256K)" },
@@ -215,10 +296,14 @@ int settings_parse(struct settings *s, char *const *envp, int secure)
 
 		problems++;
 		if (!v) {
-			log_msg(LOG_ERROR, "unknown variable %.*s: check the spelling; "
-				"known: BTD_POOL BTD_POOL_SIZE BTD_POLICY BTD_LARGE_MIN "
-				"BTD_TAG_SITES BTD_STATS BTD_VERBOSE BTD_STRICT BTD_GC",
-				(int)len, kv);
+			char known[256];
+			size_t k = 0;
+
+			for (size_t i = 0; i < BTD_ARRAY_SIZE(vars); i++)
+				k += log_format(known + k, sizeof(known) - k, "%s%s",
+						i ? " " : "", vars[i].name);
+			log_msg(LOG_ERROR, "unknown variable %.*s: check the spelling; known: %s",
+				(int)len, kv, known);
 		} else if (!eq || v->parse(s, eq + 1)) {
 			log_msg(LOG_ERROR, "%s=%s is not valid: use %s; using the default",
 				v->name, eq ? eq + 1 : "", v->accepted);

@@ -33,7 +33,9 @@ enum btd_gc {
 struct settings {
 	enum btd_policy policy;
 	size_t large_min;
-	char pool[PATH_MAX];       /* "" = the per-program default */
+	char pool[PATH_MAX];       /* "" = the per-program default; a pattern
+				    * (settings_pool_expand) */
+	char pool_program[256];    /* comma-separated globs; "" = every program */
 	size_t pool_size;
 	char tag_sites[1024];      /* comma-separated globs */
 	int stats;                 /* 0 off, 1 on */
@@ -49,6 +51,20 @@ void settings_default(struct settings *s);
 /* Fill s from envp (defaults first).  Prints one line per problem and
  * returns how many there were.  With secure set, envp is ignored. */
 int settings_parse(struct settings *s, char *const *envp, int secure);
+
+/* BTD_POOL is a pattern: %p stands for the program's name
+ * (program_invocation_short_name), %i for the instance, %% for a %.  Write
+ * the path of `instance` to buf: 0, or -1 when it does not fit in n bytes. */
+int settings_pool_expand(const char *pattern, const char *program, unsigned instance,
+			 char *buf, size_t n);
+
+/* Whether the pattern has %i: a taken pool then means "try the next
+ * instance", as with the default path. */
+int settings_pool_has_instance(const char *pattern);
+
+/* Whether BTD_POOL_PROGRAM lets this program open a pool (always when it is
+ * unset): one of its globs matches the program's name. */
+int settings_program_allowed(const struct settings *s, const char *program);
 
 /* Parsers shared with the btd command; 0 on success, -1 on a bad value. */
 int settings_parse_size(const char *v, size_t *out);

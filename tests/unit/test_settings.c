@@ -108,8 +108,8 @@ Test(settings, unknown_variable_is_one_line, .init = cr_redirect_stderr)
 	fflush(stderr);
 	cr_assert_stderr_eq_str(
 		"btd: unknown variable BTD_POLCY: check the spelling; known: BTD_POOL "
-		"BTD_POOL_SIZE BTD_POLICY BTD_LARGE_MIN BTD_TAG_SITES BTD_STATS "
-		"BTD_VERBOSE BTD_STRICT BTD_GC\n");
+		"BTD_POOL_PROGRAM BTD_POOL_SIZE BTD_POLICY BTD_LARGE_MIN BTD_TAG_SITES "
+		"BTD_STATS BTD_VERBOSE BTD_STRICT BTD_GC\n");
 }
 
 Test(settings, too_long_strings_are_refused, .init = cr_redirect_stderr)
@@ -144,4 +144,78 @@ Test(settings, verbose_zero_silences_errors_not, .init = cr_redirect_stderr)
 	fflush(stderr);
 	cr_assert_stderr_eq_str(
 		"btd: BTD_GC=sometimes is not valid: use auto, always or never; using the default\n");
+}
+
+Test(settings, pool_patterns_expand)
+{
+	static const struct {
+		const char *pattern;
+		unsigned instance;
+		const char *out;
+	} ok[] = {
+		{ "/p/x.pool", 3, "/p/x.pool" },
+		{ "/p/%p.pool", 0, "/p/make.pool" },
+		{ "/p/%p.%i.pool", 0, "/p/make.0.pool" },
+		{ "/p/%p.%i.pool", 15, "/p/make.15.pool" },
+		{ "/p/%i/%p-%p", 7, "/p/7/make-make" },
+		{ "/p/100%%.pool", 1, "/p/100%.pool" },
+		{ "/p/%%p%%i", 2, "/p/%p%i" },
+		{ "%p", 0, "make" },
+	};
+	char buf[64];
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		cr_assert_eq(settings_pool_expand(ok[i].pattern, "make", ok[i].instance, buf,
+						  sizeof(buf)), 0, "%s", ok[i].pattern);
+		cr_assert_str_eq(buf, ok[i].out, "%s gave %s", ok[i].pattern, buf);
+	}
+	cr_assert_eq(settings_pool_expand("/p/%p.pool", "make", 0, buf, 13), 0);
+	cr_assert_str_eq(buf, "/p/make.pool");
+	cr_assert_eq(settings_pool_expand("/p/%p.pool", "make", 0, buf, 12), -1, "no room");
+	cr_assert_eq(settings_pool_expand("/p/%i", "make", 10, buf, 5), -1, "no room");
+	cr_assert_eq(settings_pool_has_instance("/p/%p.%i.pool"), 1);
+	cr_assert_eq(settings_pool_has_instance("/p/%p.pool"), 0);
+	cr_assert_eq(settings_pool_has_instance("/p/%%i.pool"), 0, "%%i is a literal");
+	cr_assert_eq(settings_pool_has_instance("/p/%%%i.pool"), 1);
+}
+
+Test(settings, pool_patterns_are_checked, .init = cr_redirect_stderr)
+{
+	char *good[] = { "BTD_POOL=/p/%p.%i-%%.pool", NULL };
+	char *bad[] = { "BTD_POOL=/p/%u.pool", NULL };
+	char *trailing[] = { "BTD_POOL=/p/x%", NULL };
+	struct settings s;
+
+	cr_assert_eq(settings_parse(&s, good, 0), 0);
+	cr_assert_str_eq(s.pool, "/p/%p.%i-%%.pool");
+	cr_assert_eq(settings_parse(&s, bad, 0), 1);
+	cr_assert_str_empty(s.pool);
+	cr_assert_eq(settings_parse(&s, trailing, 0), 1);
+	cr_assert_str_empty(s.pool);
+	fflush(stderr);
+	cr_assert_stderr_eq_str(
+		"btd: BTD_POOL=/p/%u.pool is not valid: use a file path shorter than PATH_MAX, "
+		"where %p is the program's name, %i the instance and %% a %; using the default\n"
+		"btd: BTD_POOL=/p/x% is not valid: use a file path shorter than PATH_MAX, "
+		"where %p is the program's name, %i the instance and %% a %; using the default\n");
+}
+
+Test(settings, pool_program_filters_by_name)
+{
+	char *env[] = { "BTD_POOL_PROGRAM=python3*,cc1,my prog", NULL };
+	struct settings s;
+
+	settings_default(&s);
+	cr_assert(settings_program_allowed(&s, "anything"), "unset: every program");
+	cr_assert_eq(settings_parse(&s, env, 0), 0);
+	cr_assert_str_eq(s.pool_program, "python3*,cc1,my prog");
+	cr_assert(settings_program_allowed(&s, "python3"));
+	cr_assert(settings_program_allowed(&s, "python3.11"));
+	cr_assert(settings_program_allowed(&s, "cc1"));
+	cr_assert(settings_program_allowed(&s, "my prog"));
+	cr_assert_not(settings_program_allowed(&s, "cc1plus"));
+	cr_assert_not(settings_program_allowed(&s, "timeout"));
+	cr_assert_not(settings_program_allowed(&s, "python"));
+	cr_assert_not(settings_program_allowed(&s, ""));
+	cr_assert_not(settings_program_allowed(&s, NULL));
 }
