@@ -2,23 +2,35 @@
  *
  * Linked into libbtd.so and into libbtd_preload.so alike: a program that
  * links libbtd and runs under the preload calls the preload's copies (it
- * comes first in the symbol search), so there is one heap per process. */
+ * comes first in the symbol search), so there is one heap per process.
+ *
+ * ONE WAY TO THE POOL.  Every call that needs the pool goes through
+ * pool_ready(), which opens it when it is not open yet -- with the opener
+ * the preload registered (api.h), else here.  So a program's first call
+ * may be btd_root_get, and it finds what the last run left.  The calls
+ * that need the pool: btd_cluster_create, btd_malloc, btd_root_get and
+ * _set, btd_sync; btd_persist, btd_memcpy, btd_memset and btd_free only
+ * when their pointer is not mapped at all (it may point into the pool of
+ * an earlier run, which opening maps again) -- a copy into ordinary memory
+ * never creates a pool. */
+#include "api.h"
+
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../common/compiler.h"
 #include "../common/log.h"
-#include "../common/settings.h"
 #include "btd.h"
-#include "heap.h"
 #include "heap_int.h"
 #include "pmem.h"
 #include "roots.h"
 
 extern char **environ;
-
-#pragma GCC visibility push(default)
 
 struct btd_cluster {
 	int single_node;
@@ -26,6 +38,159 @@ struct btd_cluster {
 
 static struct btd_cluster the_cluster;
 static pthread_mutex_t api_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The preload's opener and settings (api.h); without the preload, the
+ * settings read when this file last opened the pool. */
+static api_opener opener;
+static const struct settings *opener_settings;
+static struct settings own_settings;
+
+void api_set_opener(api_opener open, const struct settings *s)
+{
+	opener_settings = s;
+	opener = open;
+}
+
+int api_open_pool(const struct settings *s, const char *cfg_pool, size_t cfg_size,
+		  struct heap_open_info *info, char *path, size_t path_size)
+{
+	const char *prog = program_invocation_short_name;
+	int probe = s->pool[0] ? settings_pool_has_instance(s->pool) : !cfg_pool;
+	size_t size = cfg_size ? cfg_size : s->pool_size;
+	int st = BTD_OK;
+
+	for (unsigned i = 0; i < (probe ? 16u : 1u); i++) {
+		st = BTD_OK;
+		if (s->pool[0]) {
+			if (settings_pool_expand(s->pool, prog, i, path, path_size))
+				st = pool_error(BTD_ERR_INVAL, "BTD_POOL=%s is too long once %%p "
+						"and %%i are expanded", s->pool);
+		} else if (cfg_pool) {
+			if (strlen(cfg_pool) >= path_size)
+				st = pool_error(BTD_ERR_INVAL, "cfg.pool is too long: %.40s...",
+						cfg_pool);
+			else
+				strcpy(path, cfg_pool);
+		} else {
+			st = heap_default_path(path, path_size, prog, i);
+		}
+		if (!st)
+			st = heap_open(path, size, s->gc, info);
+		if (st != BTD_ERR_BUSY)
+			break;
+	}
+	return st;
+}
+
+long api_pool_owner(const char *path, char *name, size_t n)
+{
+	struct pool_header h;
+	struct stat st;
+	long hint = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (name && n)
+		name[0] = '\0';
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &st)) {
+		close(fd);
+		return 0;
+	}
+	if (pool_read_header(fd, &h, NULL) >= 0) /* the slot, or a btd_status */
+		hint = (long)h.owner_pid;
+	close(fd);
+	return pool_holder(st.st_dev, st.st_ino, hint, name, n);
+}
+
+static int refuse_program(const struct settings *s)
+{
+	return pool_error(BTD_ERR_PERM, "BTD_POOL_PROGRAM=%s does not name this program (%s): "
+			  "it opens no pool; add its name to BTD_POOL_PROGRAM",
+			  s->pool_program, program_invocation_short_name);
+}
+
+/* Without the preload: open the pool as the settings of this moment say. */
+static int open_here(const char *cfg_pool, size_t cfg_size)
+{
+	struct settings *s = &own_settings;
+	char path[PATH_MAX];
+	int st = BTD_OK;
+
+	pthread_mutex_lock(&api_lock);
+	if (!heap_is_open()) {
+		settings_parse(s, environ, getauxval(AT_SECURE) != 0);
+		if (!settings_program_allowed(s, program_invocation_short_name)) {
+			st = refuse_program(s);
+		} else {
+			const char *why;
+
+			/* An ordinary call, not an allocation: safe to dlopen here. */
+			if (pmem_load(&why))
+				log_msg(LOG_WARN, "cannot load libpmem (%s): persisting with msync",
+					why);
+			st = api_open_pool(s, cfg_pool, cfg_size, NULL, path, sizeof(path));
+		}
+	}
+	pthread_mutex_unlock(&api_lock);
+	return st;
+}
+
+/* Whether path names the pool this process has open. */
+static int is_open_pool(const char *path)
+{
+	struct stat st;
+
+	return !stat(path, &st) && st.st_dev == heap.pool.dev && st.st_ino == heap.pool.ino;
+}
+
+/* The pool is open when this returns BTD_OK (see the top of this file).
+ * With cfg_pool (btd_cluster_create), the open pool must be that one,
+ * unless BTD_POOL is set: BTD_POOL wins, as documented. */
+static int pool_ready(const char *cfg_pool, size_t cfg_size)
+{
+	int st = BTD_OK;
+
+	if (likely(heap_is_open()) && !cfg_pool)
+		return BTD_OK;
+	if (!heap_is_open()) {
+		if (!opener)
+			st = open_here(cfg_pool, cfg_size);
+		else if (!settings_program_allowed(opener_settings, program_invocation_short_name))
+			st = refuse_program(opener_settings);
+		else
+			st = opener(cfg_pool, cfg_size);
+	}
+	const struct settings *s = opener ? opener_settings : &own_settings;
+
+	if (!st && cfg_pool && !s->pool[0] && !is_open_pool(cfg_pool))
+		st = pool_error(BTD_ERR_BUSY, "btd_cluster_create: cfg.pool is %s, but this "
+				"process has pool %s open already (an earlier allocation or btd_* "
+				"call opened it): set BTD_POOL=%s so that every use opens that one",
+				cfg_pool, heap.pool.path, cfg_pool);
+	return st;
+}
+
+/* Whether p lies in no mapping at all: then only the pool of an earlier
+ * run can make it valid, and the pool must be opened to know. */
+static int unmapped(const void *p)
+{
+	unsigned char v;
+	int saved = errno;
+	int r = mincore((void *)((uintptr_t)p & ~(uintptr_t)(POOL_PAGE - 1)), 1, &v) &&
+		errno == ENOMEM;
+
+	errno = saved;
+	return r;
+}
+
+static void open_if_pointed_at(const void *p)
+{
+	if (!heap_is_open() && p && unmapped(p))
+		pool_ready(NULL, 0);
+}
+
+#pragma GCC visibility push(default)
 
 const char *btd_strerror(int status)
 {
@@ -72,9 +237,8 @@ static int status_errno(int st)
 
 struct btd_cluster *btd_cluster_create(struct btd_config *cfg)
 {
-	struct settings s;
 	int inited = cfg && cfg->magic == BTD_CONFIG_MAGIC;
-	int st = BTD_OK;
+	int st;
 
 	if (!cfg) {
 		errno = EINVAL;
@@ -87,28 +251,7 @@ struct btd_cluster *btd_cluster_create(struct btd_config *cfg)
 			   "by this build yet; set single_node = 1");
 		return NULL;
 	}
-	settings_parse(&s, environ, 0);
-	pthread_mutex_lock(&api_lock);
-	if (!heap_is_open()) {
-		const char *why;
-
-		/* An ordinary call, not an allocation: safe to dlopen here. */
-		if (pmem_load(&why))
-			log_msg(LOG_WARN, "cannot load libpmem (%s): persisting with msync",
-				why);
-		char path[PATH_MAX];
-		size_t size = inited && cfg->pool_size ? cfg->pool_size : s.pool_size;
-
-		if (s.pool[0])
-			strcpy(path, s.pool);
-		else if (inited && cfg->pool && strlen(cfg->pool) < sizeof(path))
-			strcpy(path, cfg->pool);
-		else
-			st = pool_default_path(path, sizeof(path), program_invocation_short_name, 0);
-		if (!st)
-			st = heap_open(path, size, s.gc, NULL);
-	}
-	pthread_mutex_unlock(&api_lock);
+	st = pool_ready(inited ? cfg->pool : NULL, inited ? cfg->pool_size : 0);
 	if (st) {
 		errno = status_errno(st);
 		return NULL;
@@ -117,19 +260,33 @@ struct btd_cluster *btd_cluster_create(struct btd_config *cfg)
 	return &the_cluster;
 }
 
+/* Under the preload the pool stays open: malloc routing uses it until the
+ * process exits (when it is closed cleanly); here it is only made durable. */
 void btd_cluster_destroy(struct btd_cluster *c)
 {
-	if (c == &the_cluster) {
-		pthread_mutex_lock(&api_lock);
-		heap_close();
-		pthread_mutex_unlock(&api_lock);
+	if (c != &the_cluster)
+		return;
+	if (opener) {
+		btd_sync();
+		return;
 	}
+	pthread_mutex_lock(&api_lock);
+	heap_close();
+	pthread_mutex_unlock(&api_lock);
 }
 
 void *btd_malloc(struct btd_cluster *c, size_t n)
 {
-	if (!c || !heap_is_open()) {
+	int st;
+
+	if (!c) {
 		errno = EINVAL;
+		pool_error(BTD_ERR_INVAL, "btd_malloc: no cluster (btd_cluster_create failed?)");
+		return NULL;
+	}
+	st = pool_ready(NULL, 0);
+	if (st) {
+		errno = status_errno(st);
 		return NULL;
 	}
 	return heap_malloc(n);
@@ -137,6 +294,7 @@ void *btd_malloc(struct btd_cluster *c, size_t n)
 
 void btd_free(void *p)
 {
+	open_if_pointed_at(p);
 	if (p && heap_owns(p))
 		heap_free(p);
 	else if (p)
@@ -151,6 +309,7 @@ static int in_pool(const void *p, size_t n)
 
 int btd_persist(const void *p, size_t n)
 {
+	open_if_pointed_at(p);
 	if (!in_pool(p, n))
 		return pool_error(BTD_ERR_INVAL, "btd_persist(%p, %zu): not inside the pool", p, n);
 	pmem_persist_why(p, n, PMEM_WHY_USER);
@@ -159,6 +318,7 @@ int btd_persist(const void *p, size_t n)
 
 void *btd_memcpy(void *dst, const void *src, size_t n)
 {
+	open_if_pointed_at(dst);
 	if (in_pool(dst, n))
 		return pmem_copy_persist(dst, src, n, PMEM_WHY_USER);
 	return memcpy(dst, src, n);
@@ -166,6 +326,7 @@ void *btd_memcpy(void *dst, const void *src, size_t n)
 
 void *btd_memset(void *dst, int c, size_t n)
 {
+	open_if_pointed_at(dst);
 	memset(dst, c, n);
 	if (in_pool(dst, n))
 		pmem_persist_why(dst, n, PMEM_WHY_USER);
@@ -174,20 +335,37 @@ void *btd_memset(void *dst, int c, size_t n)
 
 int btd_sync(void)
 {
-	if (!heap_is_open())
-		return pool_error(BTD_ERR_NOENT, "btd_sync: no pool is open");
+	int st = pool_ready(NULL, 0);
+
+	if (st)
+		return st;
 	pmem_persist_why(heap.pool.data, heap.pool.heap_top * POOL_PAGE, PMEM_WHY_USER);
 	return BTD_OK;
 }
 
 int btd_root_set(const char *name, const void *p)
 {
-	return roots_set(name, p);
+	int st = pool_ready(NULL, 0);
+
+	return st ? st : roots_set(name, p);
 }
 
+/* NULL for a root that does not exist too; btd_last_error() tells which. */
 void *btd_root_get(const char *name)
 {
-	return roots_get(name);
+	void *p;
+
+	if (!name) {
+		pool_error(BTD_ERR_INVAL, "btd_root_get: no name");
+		return NULL;
+	}
+	if (pool_ready(NULL, 0))
+		return NULL;
+	p = roots_get(name);
+	if (!p)
+		pool_error(BTD_ERR_NOENT, "btd_root_get(%s): no such root in pool %s", name,
+			   heap.pool.path);
+	return p;
 }
 
 #pragma GCC visibility pop

@@ -17,8 +17,13 @@ extern struct settings interpose_settings;
 /* What the stats report says about the persistent heap. */
 struct interpose_counters {
 	struct heap_open_info open; /* what opening the pool found and did */
-	unsigned long heap_fallbacks; /* times the heap was given up */
-	unsigned long heap_full;      /* allocations the full pool refused */
+	unsigned long heap_fallbacks; /* times the pool could not be opened */
+	unsigned long pool_shared;    /* ... because a process of this tree held it */
+	int pool_filtered;            /* BTD_POOL_PROGRAM does not name this program */
+	unsigned long unpooled;       /* allocations the policy chose, served by
+				       * jemalloc for want of a pool (with stats) */
+	unsigned long heap_full;      /* allocations the pool could hold but refused */
+	unsigned long heap_too_big;   /* allocations larger than the whole pool */
 };
 
 extern struct interpose_counters interpose_counters;
@@ -26,6 +31,11 @@ extern struct interpose_counters interpose_counters;
 /* Read the settings from envp, bind jemalloc's fast paths and open the
  * fast path.  Returns the number of problems reported on stderr. */
 int interpose_init(char *const *envp, int secure);
+
+/* Make the public API open the pool through the route (heap/api.h), so
+ * that the API and malloc routing share it.  The preload's constructor
+ * calls it. */
+void interpose_register_api(void);
 
 /* The depth guard around btd's own code (see route.c). */
 void interpose_enter(void);

@@ -3,8 +3,12 @@
  *   before the constructor  calls are served by jemalloc's mallocx shims
  *                           (libstdc++ asks for its 72,704-byte emergency
  *                           pool before any constructor of ours runs)
- *   constructor             settings, jemalloc's fast paths, fork handlers
- *   first persistent call   the pool opens (route.c)
+ *   constructor             settings, jemalloc's fast paths, fork handlers;
+ *                           the btd_* API is told to open the pool through
+ *                           the route (heap/api.h)
+ *   first persistent call   the pool opens (route.c): the first allocation
+ *                           the policy sends there, or the first btd_* call
+ *                           that needs it
  *   fork                    the child sees the pool privately and allocates
  *                           no more from it (heap.c, FORK); it starts its
  *                           own stats
@@ -54,8 +58,20 @@ static void write_heap_stats(int fd)
 	static const char *const why[] = { "header", "roots", "descriptors", "btd_persist",
 					   "close", "recovery" };
 
-	if (!heap_is_open() && !c->heap_fallbacks)
+	if (!heap_is_open()) {
+		/* Why there is none: BTD_POOL_PROGRAM, the process tree, or a
+		 * problem the warning named. */
+		if (c->pool_filtered)
+			log_fd(fd, "btd:   pool: none, BTD_POOL_PROGRAM does not name this program");
+		else if (c->pool_shared)
+			log_fd(fd, "btd:   pool: none, a process of this tree has it open");
+		else if (c->heap_fallbacks)
+			log_fd(fd, "btd:   pool: unavailable (see the warning above)");
+		if (c->unpooled)
+			log_fd(fd, "btd:   fallbacks to jemalloc: %lu allocations the policy chose",
+			       c->unpooled);
 		return;
+	}
 	log_fd(fd, "btd:   pool: %s%s%s", o->was_dirty ? "opened dirty" : "opened clean",
 	       o->reset ? ", rootless: reset" : "", o->collected ? ", collected" : "");
 	if (o->collected || o->kept_blocks)
@@ -68,9 +84,9 @@ static void write_heap_stats(int fd)
 		if (pc.persists[w])
 			log_fd(fd, "btd:   persists for %-12s %14llu (a flush and a fence each)",
 			       why[w], (unsigned long long)pc.persists[w]);
-	if (c->heap_fallbacks || c->heap_full)
-		log_fd(fd, "btd:   fallbacks to jemalloc: %lu (full pool: %lu allocations)",
-		       c->heap_fallbacks, c->heap_full);
+	if (c->heap_full || c->heap_too_big)
+		log_fd(fd, "btd:   served by jemalloc: %lu allocations the pool refused (full), "
+		       "%lu larger than the whole pool", c->heap_full, c->heap_too_big);
 }
 
 static void write_stats(void)
@@ -146,6 +162,7 @@ __attribute__((constructor)) static void preload_init(void)
 		_exit(SETTINGS_STRICT_EXIT);
 	}
 	interpose_enter(); /* pthread_atfork and dlopen allocate */
+	interpose_register_api();
 	load_libpmem_if_useful();
 	if (interpose_settings.stats && !interpose_settings.stats_path[0]) {
 		ssize_t n = readlink("/proc/self/fd/2", stderr_path, sizeof(stderr_path) - 1);

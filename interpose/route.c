@@ -7,13 +7,29 @@
  * threshold, pointers in the owned range, and -- with stats on -- every
  * call, so that it is counted.
  *
- * The pool opens lazily, at the first allocation the policy sends to it:
- * a process that never allocates persistently never creates a pool (the
- * shells, compilers and coreutils of a build under `btd run` stay cheap).
- * When the pool cannot be opened, or is full, the call is served by
- * jemalloc instead, with one warning and a counter; BTD_STRICT=1 exits. */
+ * The pool opens lazily, at the first allocation the policy sends to it,
+ * or at the program's first btd_* call that needs it (the API's opener is
+ * route_open_for_api, registered by the constructor): a process that never
+ * allocates persistently never creates a pool (the shells, compilers and
+ * coreutils of a build under `btd run` stay cheap), and the API and the
+ * routing share the one pool.
+ *
+ * FALLBACKS, and what each says (BTD_STRICT=1 exits with status 78 where a
+ * warning is printed, and only there):
+ *   pool unavailable       warning; the process runs on jemalloc
+ *   pool held by a process of this tree (an ancestor, or the process
+ *     group: BTD_POOL set for a whole build or script) -- the expected
+ *     case: no warning (an INFO line), no exit; runs on jemalloc
+ *   BTD_POOL_PROGRAM does not name the program: silence, never tried
+ *   a request larger than the pool's whole data area (GNU sort probes with
+ *     gigabytes and retries smaller): jemalloc serves it, silently
+ *   the pool cannot serve a request it could hold (full, or its file
+ *     system is): jemalloc serves it; a warning, once; later allocations
+ *     still try the pool
+ * Each is counted for the stats report. */
 #include "route.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -21,7 +37,9 @@
 
 #include "btd.h"
 #include "../common/log.h"
+#include "../heap/api.h"
 #include "../heap/heap.h"
+#include "../heap/pmem.h"
 #include "interpose.h"
 #include "sites.h"
 #include "stats.h"
@@ -44,8 +62,9 @@ static size_t min_global = SIZE_MAX; /* the threshold of an untagged thread */
  * and no call-site tagging to attend to. */
 static size_t direct_min = SIZE_MAX;
 
-/* The persistent heap: 0 not tried yet, 1 open, -1 unavailable (failed to
- * open, a fork child, or switched off after a full pool). */
+/* The persistent heap for routing: 0 not tried yet, 1 open, -1 unavailable
+ * (failed to open, held by the process tree, not this program's, a fork
+ * child, or after exit).  The API may still open it later (1 then). */
 static int heap_state;
 static pthread_mutex_t heap_open_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -77,55 +96,173 @@ int interpose_tag(int delta)
 	return 0;
 }
 
-static void give_up_heap(const char *why)
+/* The threshold of an untagged thread while the pool serves routing. */
+static size_t policy_min(void)
 {
-	__atomic_fetch_add(&interpose_counters.heap_fallbacks, 1, __ATOMIC_RELAXED);
+	const struct settings *s = &interpose_settings;
+
+	if (stats_on || (s->tag_sites[0] && s->policy != POLICY_NONE))
+		return 0;
+	switch (s->policy) {
+	case POLICY_LARGE:
+		return s->large_min;
+	case POLICY_ALL:
+		return 0;
+	default:
+		return SIZE_MAX;
+	}
+}
+
+/* No pool for routing: the policy's allocations are jemalloc's now, and
+ * the threads' thresholds follow at their next slow path. */
+static void routing_off(void)
+{
+	__atomic_store_n(&heap_state, -1, __ATOMIC_RELEASE);
+	__atomic_store_n(&min_global, stats_on ? 0 : SIZE_MAX, __ATOMIC_RELAXED);
+}
+
+/* A warning, or under BTD_STRICT=1 the exit. */
+static void fallback_warn(const char *why, const char *then)
+{
 	if (interpose_settings.strict) {
 		log_msg(LOG_ERROR, "%s; BTD_STRICT=1: exiting (status %d)", why,
 			SETTINGS_STRICT_EXIT);
 		_exit(SETTINGS_STRICT_EXIT);
 	}
-	log_msg(LOG_WARN, "%s; continuing on jemalloc (persistent allocations are now "
-		"transient)", why);
+	log_msg(LOG_WARN, "%s; %s", why, then);
 }
 
-/* The first allocation the pool could not serve: the heap's own reason
- * (the pool's reservation is used up, or its file system is full). */
-static void heap_full_warning(void)
+/* An allocation the open pool refused, served by jemalloc instead (p).
+ * Larger than the pool's whole data area is no failure: the caller asked
+ * for more than any pool of this size holds (GNU sort probes with
+ * gigabytes, and retries smaller on NULL).  Anything else is: the first
+ * one warns (or exits under BTD_STRICT=1). */
+static void heap_refused(size_t n, size_t align)
 {
+	uintptr_t lo;
+	size_t len;
+
+	heap_range(&lo, &len);
+	if (n > len || align > len) {
+		__atomic_fetch_add(&interpose_counters.heap_too_big, 1, __ATOMIC_RELAXED);
+		log_msg(LOG_DEBUG, "an allocation of %zu bytes is larger than the pool (%zu "
+			"bytes of data): served by jemalloc", n, len);
+		return;
+	}
+	if (__atomic_fetch_add(&interpose_counters.heap_full, 1, __ATOMIC_RELAXED))
+		return;
 	char why[640];
 
-	log_format(why, sizeof(why), "persistent allocation failed: %s", btd_last_error());
-	give_up_heap(why);
+	log_format(why, sizeof(why), "persistent allocation of %zu bytes failed: %s", n,
+		   btd_last_error());
+	fallback_warn(why, "this allocation went to jemalloc (transient); later ones still "
+		      "try the pool (this warning is not repeated; BTD_STATS=1 counts them)");
 }
 
-/* Open the pool: BTD_POOL, or the program's default, or -- when another
- * process of the same program holds that -- the next free instance. */
-static void heap_start(void)
+/* ---- who holds a taken pool ------------------------------------------- */
+
+/* A small file of /proc into buf, without allocating; its length or 0. */
+static size_t proc_read(long pid, const char *what, char *buf, size_t n)
+{
+	char path[64];
+	ssize_t got;
+	int fd;
+
+	log_format(path, sizeof(path), "/proc/%ld/%s", pid, what);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	got = read(fd, buf, n - 1);
+	close(fd);
+	got = got < 0 ? 0 : got;
+	buf[got] = '\0';
+	return (size_t)got;
+}
+
+/* The parent of pid: the 4th field of /proc/<pid>/stat, after the name in
+ * parentheses (which may hold spaces and parentheses itself); 0 unknown. */
+static long parent_of(long pid)
+{
+	char buf[512];
+	long ppid = 0;
+
+	if (!proc_read(pid, "stat", buf, sizeof(buf)))
+		return 0;
+	const char *c = strrchr(buf, ')');
+
+	if (!c || c[1] != ' ' || !c[2] || c[3] != ' ')
+		return 0;
+	for (c += 4; *c >= '0' && *c <= '9'; c++)
+		ppid = ppid * 10 + (*c - '0');
+	return ppid;
+}
+
+/* Whether pid belongs to this process's tree: an ancestor (a bounded walk
+ * up the parents), or a process of its process group (a sibling of a
+ * build, a pipeline, a script's child). */
+static int in_this_tree(long pid)
+{
+	if (pid <= 0)
+		return 0;
+	if (getpgid((pid_t)pid) == getpgrp())
+		return 1;
+	long p = (long)getppid();
+
+	for (unsigned depth = 0; p > 0 && depth < 64; depth++) {
+		if (p == pid)
+			return 1;
+		if (p == 1)
+			break;
+		p = parent_of(p);
+	}
+	return 0;
+}
+
+/* Routing could not open the pool (caller holds heap_open_lock). */
+static void routing_failed(int st, const char *path)
+{
+	char why[768];
+	char name[32];
+	long holder = st == BTD_ERR_BUSY ? api_pool_owner(path, name, sizeof(name)) : 0;
+
+	routing_off();
+	if (holder) {
+		if (!name[0])
+			log_format(name, sizeof(name), "?");
+		if (in_this_tree(holder)) {
+			/* The expected case: one pool for a process tree. */
+			__atomic_fetch_add(&interpose_counters.pool_shared, 1, __ATOMIC_RELAXED);
+			log_msg(LOG_INFO, "pool %s is open in process %ld (%s) of this process "
+				"tree: this process runs on jemalloc", path, holder, name);
+			return;
+		}
+		log_format(why, sizeof(why), "persistent heap unavailable: pool %s is open in "
+			   "process %ld (%s), which is neither an ancestor of this process nor "
+			   "in its process group; give each its own pool (%%p or %%i in "
+			   "BTD_POOL, or BTD_POOL_PROGRAM)", path, holder, name);
+	} else {
+		log_format(why, sizeof(why), "persistent heap unavailable: %s", btd_last_error());
+	}
+	__atomic_fetch_add(&interpose_counters.heap_fallbacks, 1, __ATOMIC_RELAXED);
+	fallback_warn(why, "this process runs on jemalloc (the allocations the policy "
+		      "sends to the pool are transient)");
+}
+
+/* Open the pool (caller holds heap_open_lock and the depth guard): see
+ * api_open_pool for which.  On success the owned range and the direct path
+ * follow it; a failure is routing_failed's to report, or, for the API, the
+ * caller's (btd_last_error) -- a failed API call changes no routing. */
+static int heap_start(const char *cfg_pool, size_t cfg_size, int for_api)
 {
 	const struct settings *s = &interpose_settings;
 	struct heap_open_info *info = &interpose_counters.open;
 	char path[PATH_MAX];
-	int st = 0;
+	int st = api_open_pool(s, cfg_pool, cfg_size, info, path, sizeof(path));
 
-	if (s->pool[0]) {
-		st = heap_open(s->pool, s->pool_size, s->gc, info);
-	} else {
-		for (unsigned i = 0; i < 16; i++) {
-			st = heap_default_path(path, sizeof(path), program_invocation_short_name, i);
-			if (!st)
-				st = heap_open(path, s->pool_size, s->gc, info);
-			if (st != BTD_ERR_BUSY)
-				break;
-		}
-	}
 	if (st) {
-		char why[640];
-
-		log_format(why, sizeof(why), "persistent heap unavailable: %s", btd_last_error());
-		give_up_heap(why);
-		__atomic_store_n(&heap_state, -1, __ATOMIC_RELEASE);
-		return;
+		if (!for_api)
+			routing_failed(st, path);
+		return st;
 	}
 	uintptr_t lo;
 	size_t len;
@@ -139,9 +276,12 @@ static void heap_start(void)
 		else if (!s->tag_sites[0] && s->policy == POLICY_LARGE)
 			direct_min = s->large_min;
 	}
-	log_msg(LOG_INFO, "pool open at %p (%zu MiB reserved)%s", (void *)lo, len >> 20,
-		info->collected ? ", recovered after a crash" : info->reset ? ", reset" : "");
+	__atomic_store_n(&min_global, policy_min(), __ATOMIC_RELAXED);
+	log_msg(LOG_INFO, "pool %s open at %p (%zu MiB reserved)%s%s", path, (void *)lo,
+		len >> 20, info->collected ? ", recovered after a crash" : info->reset ?
+		", reset" : "", for_api ? ", for the btd_* API" : "");
 	__atomic_store_n(&heap_state, 1, __ATOMIC_RELEASE);
+	return BTD_OK;
 }
 
 static int heap_ready(void)
@@ -152,9 +292,35 @@ static int heap_ready(void)
 		return st > 0;
 	pthread_mutex_lock(&heap_open_lock);
 	if (!heap_state)
-		heap_start();
+		heap_start(NULL, 0, 0);
 	pthread_mutex_unlock(&heap_open_lock);
 	return heap_state > 0;
+}
+
+/* The API's opener (api.h): the same pool, opened the same way, and the
+ * routing starts on it -- also under BTD_POLICY=none, where it routes
+ * nothing but the API still has its pool. */
+static int route_open_for_api(const char *cfg_pool, size_t cfg_size)
+{
+	const char *why;
+	int st = BTD_OK;
+
+	interpose_enter();
+	/* An ordinary call, not an allocation, and outside heap_open_lock
+	 * (see heap/pmem.c): libpmem may load here. */
+	if (!heap_is_open() && pmem_load(&why))
+		log_msg(LOG_WARN, "cannot load libpmem (%s): persisting with msync", why);
+	pthread_mutex_lock(&heap_open_lock);
+	if (!heap_is_open())
+		st = heap_start(cfg_pool, cfg_size, 1);
+	pthread_mutex_unlock(&heap_open_lock);
+	interpose_leave();
+	return st;
+}
+
+void interpose_register_api(void)
+{
+	api_set_opener(route_open_for_api, &interpose_settings);
 }
 
 /* Which route serves this allocation (caller holds the depth guard). */
@@ -164,14 +330,23 @@ static enum route_kind route_decide(size_t n, const void *caller)
 
 	if (unlikely(!ready))
 		return ROUTE_BOOTSTRAP;
-	route_min = tls_tagged ? 0 : min_global;
-	if (__atomic_load_n(&heap_state, __ATOMIC_RELAXED) < 0)
+	route_min = tls_tagged ? 0 : __atomic_load_n(&min_global, __ATOMIC_RELAXED);
+	int state = __atomic_load_n(&heap_state, __ATOMIC_RELAXED);
+
+	if (s->policy == POLICY_NONE || (state < 0 && !stats_on))
 		return ROUTE_TRANSIENT;
 	int persistent = tls_tagged || s->policy == POLICY_ALL ||
 			 (s->policy == POLICY_LARGE && n >= s->large_min) ||
-			 (s->tag_sites[0] && s->policy != POLICY_NONE && sites_tagged(caller));
+			 (s->tag_sites[0] && sites_tagged(caller));
 
-	return persistent && heap_ready() ? ROUTE_PERSISTENT : ROUTE_TRANSIENT;
+	if (!persistent)
+		return ROUTE_TRANSIENT;
+	if (heap_ready())
+		return ROUTE_PERSISTENT;
+	/* Counted only with stats on: without them, a thread with no pool
+	 * does not come here for every allocation. */
+	__atomic_fetch_add(&interpose_counters.unpooled, 1, __ATOMIC_RELAXED);
+	return ROUTE_TRANSIENT;
 }
 
 static void count(enum entry e, enum route_kind r, size_t bytes)
@@ -212,11 +387,11 @@ void *route_alloc_slow(enum entry e, size_t n, size_t align, int zero, const voi
 		p = align ? heap_aligned(align, n) : zero ? heap_calloc(n) : heap_malloc(n);
 		if (!p) {
 			/* A request jemalloc cannot serve either is an ordinary
-			 * ENOMEM; one it can is a fallback from a full pool. */
+			 * ENOMEM; one it can is a fallback (heap_refused). */
 			p = transient_alloc(n, align, zero);
 			r = ROUTE_TRANSIENT;
-			if (p && !__atomic_fetch_add(&interpose_counters.heap_full, 1, __ATOMIC_RELAXED))
-				heap_full_warning();
+			if (p)
+				heap_refused(n, align);
 		}
 	} else {
 		p = transient_alloc(n, align, zero);
@@ -264,8 +439,7 @@ void *route_realloc_slow(enum entry e, void *p, size_t n, const void *caller)
 			r = ROUTE_TRANSIENT;
 			if (q && heap_state > 0) {
 				heap_free(p);
-				if (!__atomic_fetch_add(&interpose_counters.heap_full, 1, __ATOMIC_RELAXED))
-					heap_full_warning();
+				heap_refused(n, 0);
 			}
 		}
 	} else {
@@ -336,22 +510,14 @@ int interpose_init(char *const *envp, int secure)
 	if (transient_bind())
 		problems++;
 	stats_on = s->stats;
-	switch (s->policy) {
-	case POLICY_NONE:
-	case POLICY_TAGGED:
-		min_global = SIZE_MAX;
-		break;
-	case POLICY_LARGE:
-		min_global = s->large_min;
-		break;
-	case POLICY_ALL:
-		min_global = 0;
-		break;
+	min_global = policy_min();
+	if (!settings_program_allowed(s, program_invocation_short_name)) {
+		/* Not the program BTD_POOL_PROGRAM names: jemalloc, silently. */
+		interpose_counters.pool_filtered = 1;
+		routing_off();
+		log_msg(LOG_INFO, "BTD_POOL_PROGRAM=%s does not name %s: no pool, all on "
+			"jemalloc", s->pool_program, program_invocation_short_name);
 	}
-	if (stats_on || (s->tag_sites[0] && s->policy != POLICY_NONE))
-		min_global = 0;
-	if (s->policy == POLICY_NONE)
-		heap_state = -1;
 	route.errno_off = (char *)&errno - (char *)__builtin_thread_pointer();
 	ready = 1;
 	/* Publish the fast path last. */

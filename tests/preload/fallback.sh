@@ -31,9 +31,15 @@ grep -q "BTD_STRICT=1: exiting" "$tmp/err" || fail "strict message: $(cat "$tmp/
 # A full pool: the smallest pool, a program that wants more.
 run BTD_POOL="$tmp/small.pool" BTD_POOL_SIZE=2M "$prog" exit 2>"$tmp/err" ||
 	fail "the program did not run on with a full pool"
-grep -q "persistent allocation failed: pool $tmp/small.pool is full" "$tmp/err" ||
+grep -q "persistent allocation of [0-9]* bytes failed: pool $tmp/small.pool is full" "$tmp/err" ||
 	fail "full pool: $(cat "$tmp/err")"
+grep -q "this allocation went to jemalloc (transient); later ones still try the pool" "$tmp/err" ||
+	fail "the full-pool warning does not say what happens: $(cat "$tmp/err")"
 [ "$(grep -c . "$tmp/err")" -eq 1 ] || fail "a full pool warns once: $(cat "$tmp/err")"
+# A full pool is a real failure: BTD_STRICT=1 exits.
+rm -f "$tmp/small.pool"
+run BTD_STRICT=1 BTD_POOL="$tmp/small.pool" BTD_POOL_SIZE=2M "$prog" exit 2>"$tmp/err"
+[ $? -eq 78 ] || fail "BTD_STRICT=1 with a full pool did not exit 78: $(cat "$tmp/err")"
 
 # A full file system: growing the pool fails cleanly and once, the program
 # runs on (never a SIGBUS), and fast: failed growth is not retried on every
