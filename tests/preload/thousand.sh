@@ -38,6 +38,6 @@ grep -qE '^btd:   persists for descriptors +[1-9][0-9]* \(a flush and a fence ea
 # btd info on a truncated pool: a message, not a SIGBUS.
 truncate -s 100000 "$pool"
 "$btd" info "$pool" >/dev/null 2>"$tmp/err"
-[ $? -eq 1 ] || fail "btd info on a truncated pool did not exit 1"
+[ $? -eq 2 ] || fail "btd info on a truncated pool did not exit 2 (not a readable pool)"
 grep -q "truncated" "$tmp/err" || fail "btd info on a truncated pool: $(cat "$tmp/err")"
 echo "thousand: ok"
