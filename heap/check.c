@@ -146,6 +146,11 @@ unsigned long heap_check(int fd)
 	check_runs(&c);
 	check_free_runs(&c);
 	check_bitmap(&c);
+	size_t space = space_check();
+
+	if (space)
+		FAIL(&c, "%zu pages disagree with the record of what the file holds "
+		     "(a live page may be a hole)", space);
 	pthread_mutex_unlock(&heap.lock);
 	if (c.errors > 20 && fd >= 0)
 		log_fd(fd, "btd check: ... %lu problems in all", c.errors);

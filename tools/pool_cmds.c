@@ -71,7 +71,7 @@ int cmd_info(const char *path)
 	printf("base        0x%llx\n", (unsigned long long)h.base);
 	printf("reserved    %llu MiB (%llu data pages)\n", (unsigned long long)(h.size >> 20),
 	       (unsigned long long)h.npages);
-	printf("backed      %llu MiB of data; file holds %llu MiB\n",
+	printf("grown to    %llu MiB of data; the file holds %llu MiB\n",
 	       (unsigned long long)(h.heap_top * POOL_PAGE >> 20),
 	       (unsigned long long)((uint64_t)st.st_blocks * 512 >> 20));
 	print_state(&h, &st);
