@@ -147,12 +147,10 @@ static int is_open_pool(const char *path)
 /* The pool is open when this returns BTD_OK (see the top of this file).
  * With cfg_pool (btd_cluster_create), the open pool must be that one,
  * unless BTD_POOL is set: BTD_POOL wins, as documented. */
-static int pool_ready(const char *cfg_pool, size_t cfg_size)
+static int pool_open_slow(const char *cfg_pool, size_t cfg_size)
 {
 	int st = BTD_OK;
 
-	if (likely(heap_is_open()) && !cfg_pool)
-		return BTD_OK;
 	if (!heap_is_open()) {
 		if (!opener)
 			st = open_here(cfg_pool, cfg_size);
@@ -184,9 +182,18 @@ static int unmapped(const void *p)
 	return r;
 }
 
+/* The pool is open (the fast case: one load, on every btd_malloc and
+ * btd_free), else open it. */
+static inline int pool_ready(const char *cfg_pool, size_t cfg_size)
+{
+	if (likely(__atomic_load_n(&heap.open, __ATOMIC_ACQUIRE)) && !cfg_pool)
+		return BTD_OK;
+	return pool_open_slow(cfg_pool, cfg_size);
+}
+
 static void open_if_pointed_at(const void *p)
 {
-	if (!heap_is_open() && p && unmapped(p))
+	if (unlikely(!__atomic_load_n(&heap.open, __ATOMIC_ACQUIRE)) && p && unmapped(p))
 		pool_ready(NULL, 0);
 }
 

@@ -485,7 +485,7 @@ static int lock_file(struct pool *p, int fd)
 
 		if (!fstat(fd, &st))
 			pid = pool_holder(st.st_dev, st.st_ino,
-					  pool_read_header(fd, &h, NULL) ? 0 : (long)h.owner_pid,
+					  pool_read_header(fd, &h, NULL) < 0 ? 0 : (long)h.owner_pid,
 					  name, sizeof(name));
 		if (!pid && !flock(fd, how | LOCK_NB)) /* let go of meanwhile */
 			return 0;

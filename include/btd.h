@@ -72,10 +72,16 @@ void btd_config_init(struct btd_config *cfg);
 
 /* Open (creating if needed) the process's pool.  NULL on failure, with
  * errno set and the reason in btd_last_error().  One pool per process:
- * a second call returns the same cluster. */
+ * a second call returns the same cluster; one naming another cfg.pool
+ * than the pool already open fails with EBUSY (set BTD_POOL to choose).
+ * Any btd_* call that needs the pool opens it the same way, so a program
+ * may start with btd_root_get.  Under the preload, the API and the
+ * policy's malloc routing share this one pool. */
 struct btd_cluster *btd_cluster_create(struct btd_config *cfg);
 
-/* Close the pool cleanly (also done at exit). */
+/* Close the pool cleanly.  Also done at exit: a program that returns
+ * from main leaves its pool clean.  Under the preload, the pool only
+ * becomes durable here and stays open for the routing until exit. */
 void btd_cluster_destroy(struct btd_cluster *c);
 
 /* Persistent allocation: NULL + ENOMEM when the pool is full. */
@@ -97,6 +103,8 @@ int btd_sync(void);
  * durable on return; NULL deletes.  The recovery GC keeps every block
  * reachable from a root and reclaims the rest. */
 int btd_root_set(const char *name, const void *p);
+/* NULL when there is no such root, or no pool could be opened:
+ * btd_last_error() says which. */
 void *btd_root_get(const char *name);
 
 /* Under the preload: allocations of this thread between begin and end are
