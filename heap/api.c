@@ -191,10 +191,17 @@ static inline int pool_ready(const char *cfg_pool, size_t cfg_size)
 	return pool_open_slow(cfg_pool, cfg_size);
 }
 
-static void open_if_pointed_at(const void *p)
+static BTD_NOINLINE void open_if_unmapped(const void *p)
 {
-	if (unlikely(!__atomic_load_n(&heap.open, __ATOMIC_ACQUIRE)) && p && unmapped(p))
+	if (p && unmapped(p))
 		pool_ready(NULL, 0);
+}
+
+/* A pointer into the pool of an earlier run, before this run opened it. */
+static inline void open_if_pointed_at(const void *p)
+{
+	if (unlikely(!__atomic_load_n(&heap.open, __ATOMIC_ACQUIRE)))
+		open_if_unmapped(p);
 }
 
 #pragma GCC visibility push(default)
