@@ -1,14 +1,29 @@
-/* libbtd.c: what libbtd.so has and the preload does not -- the clean close
- * at exit, and btd_tag_begin/end stubs.
+/* libbtd.c: what libbtd.so has and the preload does not -- fork handlers,
+ * the clean close at exit, and btd_tag_begin/end stubs.
  *
  * Under the preload, a program linked to libbtd calls the preload's btd_*
  * (it comes first in the symbol search), whose destructor closes the pool
  * it opened; this library's own heap is then never opened, and its
  * destructor does nothing. */
+#include <pthread.h>
+
 #include "../common/compiler.h"
+#include "../common/log.h"
 #include "btd.h"
 #include "heap.h"
 #include "pool.h"
+
+/* A fork child of a linked program must never write into its parent's
+ * pool: the same fork handlers as the preload's (heap.c, FORK) give it a
+ * private copy and freeze its heap, so that its exit does not mark the
+ * parent's pool clean nor give its pages back.  Under the preload this
+ * library's heap is never opened and its handlers do nothing. */
+__attribute__((constructor)) static void libbtd_init(void)
+{
+	if (pthread_atfork(heap_fork_prepare, heap_fork_parent, heap_fork_child))
+		log_msg(LOG_WARN, "pthread_atfork failed: a fork child could write into its "
+			"parent's pool; do not fork while a pool is open");
+}
 
 /* A linked program that returns from main (or calls exit) without
  * btd_cluster_destroy: mark the pool clean, as the preload does, so that

@@ -16,6 +16,15 @@ grep -q '^opens       3 (0 after a crash)$' <<<"$out" || fail "reopens were coun
 run "$BTD" check "$BTD_POOL"
 [ $st -eq 0 ] || fail "check after clean runs: $out"
 
+# A fork child that calls exit() neither marks the parent's pool clean nor
+# gives back pages the parent is using.
+rm -f "$BTD_POOL"
+run "$LISTPROG" forkexit 1000
+[ $st -eq 0 ] || fail "a fork child's exit damaged the parent's pool: $out"
+run "$BTD" info "$BTD_POOL"
+grep -q '^state       clean$' <<<"$out" || fail "after forkexit: $out"
+"$LISTPROG" verify 1000 >/dev/null || fail "the list did not survive a fork child's exit"
+
 # A crash (no destructor at all) is still a crash.
 rm -f "$BTD_POOL"
 "$LISTPROG" crash 500

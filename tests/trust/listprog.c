@@ -10,6 +10,9 @@
  *   unwritten     the issue's reproduction: one block rooted without its
  *                 first word ever written, ten more allocated, then _exit
  *   leak          a rooted block and 10 unreachable ones; a clean close
+ *   forkexit      a list of N nodes; fork a child that sleeps and calls
+ *                 exit(); meanwhile the parent allocates, fills and roots
+ *                 eight 1 MiB blocks; then it checks them and returns
  *   holdfork      open the pool, fork with the raw system call (no fork
  *                 handlers: the child keeps the mapping and the lock),
  *                 print the child's pid, and die by SIGKILL; the child
@@ -21,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 struct node {
@@ -106,6 +110,29 @@ int main(int argc, char **argv)
 			memset(btd_malloc(c, 100), 0, 100);
 		btd_cluster_destroy(c);
 		return 0;
+	}
+	if (!strcmp(mode, "forkexit")) {
+		struct btd_cluster *c = open_pool();
+		char *b[8];
+		int bad = 0;
+
+		build(c, n);
+		pid_t kid = fork();
+
+		if (kid == 0) {
+			usleep(200000);
+			exit(0); /* destructors run: the child's heap must stay out of the pool */
+		}
+		for (int i = 0; i < 8; i++) {
+			b[i] = btd_malloc(c, 1 << 20);
+			memset(b[i], 'A' + i, 1 << 20);
+		}
+		btd_root_set("big", b[0]);
+		waitpid(kid, NULL, 0);
+		for (int i = 0; i < 8; i++)
+			bad += b[i][0] != 'A' + i || b[i][(1 << 20) - 1] != 'A' + i;
+		printf("%d blocks damaged by the child\n", bad);
+		return bad != 0;
 	}
 	if (!strcmp(mode, "holdfork")) {
 		open_pool();
