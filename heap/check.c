@@ -37,7 +37,7 @@ static void check_runs(struct checker *c)
 		uint64_t d = p->desc[pg];
 
 		if (!e) {
-			if (d)
+			if (!desc_is_idle(d))
 				FAIL(c, "page %zu is free but has descriptor %llx", pg,
 				     (unsigned long long)d);
 			pg++;
@@ -67,7 +67,7 @@ static void check_runs(struct checker *c)
 			break;
 		}
 		for (size_t i = 1; i < n; i++) {
-			if (p->desc[pg + i])
+			if (!desc_is_idle(p->desc[pg + i]))
 				FAIL(c, "page %zu inside the run at %zu has a descriptor", pg + i, pg);
 			if (PAGE_IS_LARGE(e) && heap.pagemap[pg + i])
 				FAIL(c, "page %zu inside a large run is mapped", pg + i);
@@ -77,7 +77,7 @@ static void check_runs(struct checker *c)
 		pg += n;
 	}
 	for (size_t pg = heap.top; pg < p->heap_top; pg++)
-		if (p->desc[pg] || heap.pagemap[pg])
+		if (!desc_is_idle(p->desc[pg]) || heap.pagemap[pg])
 			FAIL(c, "page %zu above top is in use", pg);
 }
 
@@ -99,7 +99,7 @@ static void check_free_runs(struct checker *c)
 			if (63 - __builtin_clzll(n) != (int)b)
 				FAIL(c, "free run at page %u (%zu pages) in bin %u", r, n, b);
 			for (size_t i = 0; i < n; i++)
-				if (heap.pagemap[r + i] || heap.pool.desc[r + i])
+				if (heap.pagemap[r + i] || !desc_is_idle(heap.pool.desc[r + i]))
 					FAIL(c, "page %zu of a free run is in use", r + i);
 		}
 	}

@@ -241,6 +241,37 @@ static size_t run_take(size_t n)
 	return page;
 }
 
+/* ---- run descriptors: publish and retire (see RELEASE MARKS, layout.h) -- */
+
+/* Make the run of n pages at page live with head d, persisted; caller
+ * holds heap.lock.  A release mark there that covered more pages is moved
+ * behind the run first, so its other pages stay covered. */
+static void run_publish(size_t page, size_t n, uint64_t d)
+{
+	struct pool *p = &heap.pool;
+	uint64_t old = p->desc[page];
+	size_t rest = page + n;
+
+	if (DESC_KIND(old) == DESC_FREE && DESC_FREE_PAGES(old) > n && rest < p->npages) {
+		uint64_t cur = p->desc[rest];
+		uint64_t mark = DESC_MAKE_FREE(DESC_FREE_PAGES(old) - n);
+
+		if (cur == 0 || (DESC_KIND(cur) == DESC_FREE && cur < mark))
+			__atomic_store_n(&p->desc[rest], mark, __ATOMIC_RELAXED);
+		__atomic_store_n(&p->desc[page], d, __ATOMIC_RELEASE);
+		pmem_persist_why(&p->desc[page], (n + 1) * sizeof(uint64_t), PMEM_WHY_DESC);
+		return;
+	}
+	pool_desc_set(p, page, d);
+}
+
+/* The run of n pages at page is released: its head becomes a release mark
+ * (persisted) before its pages can be reused; caller holds heap.lock. */
+static void run_retire(size_t page, size_t n)
+{
+	pool_desc_set(&heap.pool, page, DESC_MAKE_FREE(n));
+}
+
 /* ---- slabs ------------------------------------------------------------- */
 
 static struct slab *slab_struct(void)
@@ -284,7 +315,7 @@ static struct slab *slab_make(unsigned cls)
 		heap_free_run(page, SLAB_PAGES);
 		return NULL;
 	}
-	pool_desc_set(&heap.pool, page, DESC_MAKE_SLAB(cls, SLAB_PAGES));
+	run_publish(page, SLAB_PAGES, DESC_MAKE_SLAB(cls, SLAB_PAGES));
 	return s;
 }
 
@@ -294,7 +325,7 @@ void heap_release_slab(struct slab *s)
 	size_t page = pool_page_of(&heap.pool, s->start);
 
 	space_tick();
-	pool_desc_set(&heap.pool, page, 0);
+	run_retire(page, SLAB_PAGES);
 	for (unsigned i = 0; i < SLAB_PAGES; i++)
 		heap.pagemap[page + i] = 0;
 	heap_free_run(page, SLAB_PAGES);
@@ -620,7 +651,7 @@ static void *large_alloc(size_t n, size_t align)
 			heap_free_run(page + lead + np, extra - lead);
 		page += lead;
 	}
-	pool_desc_set(&heap.pool, page, DESC_MAKE_LARGE(np));
+	run_publish(page, np, DESC_MAKE_LARGE(np));
 	heap_map_large(page, np);
 	char *p = heap.pool.data + page * POOL_PAGE;
 
@@ -642,7 +673,7 @@ static void large_free(size_t page, page_entry e)
 	}
 	*w &= ~((uint64_t)1 << bit);
 	space_tick();
-	pool_desc_set(&heap.pool, page, 0);
+	run_retire(page, np);
 	heap.pagemap[page] = 0;
 	heap_free_run(page, np);
 	pthread_mutex_unlock(&heap.lock);
@@ -863,7 +894,7 @@ void *heap_realloc(void *p, size_t n)
 			grown = 0;
 		}
 		if (grown) {
-			pool_desc_set(&heap.pool, page, DESC_MAKE_LARGE(need));
+			run_publish(page, need, DESC_MAKE_LARGE(need));
 			heap.pagemap[page] = PAGE_LARGE(need);
 		}
 		space_tick();

@@ -47,6 +47,16 @@
  * run.  When a large run claims pages that hold another valid head, its
  * length was damaged (a slab's is fixed): it is cut where that head begins.
  *
+ * RELEASE MARKS (format 1.1).  Releasing a run writes DESC_FREE(npages) at
+ * its head instead of 0, and publishing a head over a mark that covered
+ * more pages first moves the mark's rest behind the new run.  So every page
+ * that was ever part of a released run is covered by a mark, and recovery
+ * can tell a reachable pointer into such a page -- a dangling pointer, as
+ * correct C leaves behind (free, then a crash before the field is
+ * reassigned), to be ignored -- from one into a page no run ever released:
+ * a lost head, which is damage.  Marks are hints: stale ones inside live
+ * runs mean nothing, and neither 0 nor a mark is ever damage.
+ *
  * BITMAP.  One bit per 16-byte granule of data, set at the start of each
  * allocated block.  Kept in memory order without flushes while the heap
  * runs; persisted whole at a clean close.  After a crash it is rebuilt by
@@ -113,6 +123,7 @@ enum pool_desc_kind {
 	DESC_NONE = 0,            /* free, or not the first page of a run */
 	DESC_LARGE = 1,           /* npages in bits 8..63 */
 	DESC_SLAB = 2,            /* class in bits 8..15, npages in bits 16..63 */
+	DESC_FREE = 3,            /* a release mark: npages in bits 8..63 (see below) */
 };
 
 #define DESC_KIND(d) ((unsigned)((d) & 0xff))
@@ -121,6 +132,8 @@ enum pool_desc_kind {
 #define DESC_MAKE_SLAB(cls, n) (((uint64_t)(n) << 16) | ((uint64_t)(cls) << 8) | DESC_SLAB)
 #define DESC_SLAB_CLASS(d) ((unsigned)(((d) >> 8) & 0xff))
 #define DESC_SLAB_PAGES(d) ((d) >> 16)
+#define DESC_MAKE_FREE(n) (((uint64_t)(n) << 8) | DESC_FREE)
+#define DESC_FREE_PAGES(d) ((d) >> 8)
 
 /* A root's tag: the name's hash with the top bit set, so a live tag is
  * never 0. */
@@ -170,6 +183,12 @@ static inline int root_valid(const struct pool_root *r, unsigned minor, uint64_t
 		return 0;
 	*addr = a;
 	return 1;
+}
+
+/* Whether d may stand at a page that heads no run: 0 or a release mark. */
+static inline int desc_is_idle(uint64_t d)
+{
+	return d == 0 || (DESC_KIND(d) == DESC_FREE && DESC_FREE_PAGES(d) >= 1);
 }
 
 /* How many pages the run headed by descriptor d at page pg spans, or 0

@@ -19,13 +19,15 @@
  * block-start bitmap itself, cleared first.
  *
  * WILD POINTERS.  A reachable word that points into the pool's data below
- * heap_top, but into a page of no live run, is damage: a run whose
- * descriptor was lost (or a dangling pointer kept in a live block to a run
- * that was freed).  Sweeping would hand those pages out again while
- * reachable data sits in them, so recovery stops: at a program's open the
- * open fails and the descriptors are left as they were; `btd check`
- * reports it; `btd check --repair` restores the runs (RESTORE) and the
- * pool is opened again.
+ * heap_top, but into a page of no live run, is one of two things.  Into a
+ * page that a released run covered (RELEASE MARKS in layout.h) it is a
+ * dangling pointer -- correct C leaves one behind when it crashes between
+ * a free and the reassignment of the field -- and is ignored (counted).
+ * Into a page no run ever released it is damage: a run whose head was
+ * lost.  Sweeping would hand those pages out again while reachable data
+ * sits in them, so recovery stops: at a program's open the open fails and
+ * the pool is left as it was; `btd check` reports it; `btd check --repair`
+ * restores the runs (RESTORE) and the pool is opened again.
  *
  * SWEEP.  A slab with no marked block and a large run whose head is not
  * marked are released; the rest keep their marked blocks, and their free
@@ -120,8 +122,43 @@ static int push(struct mark_stack *st, char *b)
 	return 0;
 }
 
+/* Pages some released run covered (RELEASE MARKS in layout.h), built at
+ * the first pointer into a free page: one pass over the descriptors. */
+static uint64_t *released;
+static size_t released_bytes;
+static int marks_known; /* the pool records releases (format 1.1) */
+
+static int was_released(size_t page)
+{
+	const struct pool *p = &heap.pool;
+
+	if (!marks_known)
+		return 1; /* format 1.0: no marks; every such pointer is taken as dangling */
+	if (!released) {
+		released_bytes = (p->heap_top + 64) / 8;
+		released = scratch(released_bytes);
+		if (!released)
+			return 1;
+		for (size_t pg = 0; pg < p->heap_top; pg++) {
+			uint64_t d = p->desc[pg];
+
+			if (DESC_KIND(d) != DESC_FREE)
+				continue;
+			for (size_t i = pg; i < pg + DESC_FREE_PAGES(d) && i < p->heap_top; i++)
+				released[i / 64] |= (uint64_t)1 << (i % 64);
+		}
+	}
+	return (int)((released[page / 64] >> (page % 64)) & 1);
+}
+
 static void note_wild(uintptr_t v)
 {
+	size_t page = (v - (uintptr_t)heap.pool.data) / POOL_PAGE;
+
+	if (was_released(page)) {
+		report.dangling++;
+		return;
+	}
 	if (!report.wild++)
 		report.wild_first = v;
 	if (!wild)
@@ -182,7 +219,7 @@ static int mark_all(void)
 	struct mark_stack st = { 0 };
 	int ret = 0;
 
-	report.wild = 0;
+	report.wild = report.dangling = 0;
 	nwild = 0;
 	for (unsigned i = 0; i < POOL_ROOTS_MAX && !ret; i++) {
 		uint64_t a = roots_addr(i);
@@ -267,6 +304,7 @@ static void sweep(struct heap_open_info *info)
 				info->kept_bytes += n * POOL_PAGE;
 			} else {
 				heap.pagemap[pg] = 0;
+				p->desc[pg] = DESC_MAKE_FREE(n);
 				heap_free_run(pg, n);
 			}
 			pg += n;
@@ -282,6 +320,7 @@ static void sweep(struct heap_open_info *info)
 			} else {
 				size_t head = pool_page_of(p, s->start);
 
+				p->desc[head] = DESC_MAKE_FREE(SLAB_PAGES);
 				for (unsigned i = 0; i < SLAB_PAGES; i++)
 					heap.pagemap[head + i] = 0;
 				heap_free_run(head, SLAB_PAGES);
@@ -304,33 +343,23 @@ static uint64_t desc_of(size_t pg)
 	return s->start == heap.pool.data + pg * POOL_PAGE ? DESC_MAKE_SLAB(s->cls, SLAB_PAGES) : 0;
 }
 
-/* Reconcile the descriptors with the page map; returns how many differed
- * that the sweep did not release (damage). */
-static uint64_t commit(uint64_t released)
+/* Reconcile the descriptors with the page map (a head where a run lives,
+ * else 0 or a release mark); returns how many differed: damage. */
+static uint64_t commit(void)
 {
 	struct pool *p = &heap.pool;
 	uint64_t changed = 0;
 
 	for (size_t pg = 0; pg < p->heap_top; pg++) {
-		uint64_t want = desc_of(pg);
+		uint64_t want = desc_of(pg), cur = p->desc[pg];
 
-		if (p->desc[pg] != want) {
+		if (cur != want && !(want == 0 && desc_is_idle(cur))) {
 			__atomic_store_n(&p->desc[pg], want, __ATOMIC_RELAXED);
 			changed++;
 		}
 	}
 	pmem_persist_why(p->desc, p->heap_top * sizeof(uint64_t), PMEM_WHY_RECOVERY);
-	return changed > released ? changed - released : 0;
-}
-
-/* Live runs the walk found (heads): for telling releases from damage. */
-static uint64_t count_heads(void)
-{
-	uint64_t n = 0;
-
-	for (size_t pg = 0; pg < heap.pool.heap_top; pg++)
-		n += desc_of(pg) != 0;
-	return n;
+	return changed;
 }
 
 /* ---- RESTORE (btd check --repair) ----------------------------------------
@@ -509,6 +538,10 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 	int ret = 0;
 
 	memset(&report, 0, sizeof(report));
+	if (released)
+		munmap(released, released_bytes);
+	released = NULL;
+	marks_known = p->hdr.minor >= 1;
 	for (unsigned c = 0; c < HEAP_CLASSES; c++)
 		class_recip[c] = (uint32_t)((((uint64_t)1 << 32) + heap_class_size[c] - 1) /
 					    heap_class_size[c]);
@@ -538,7 +571,6 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 
 	if (walk())
 		return pool_error(BTD_ERR_NOMEM, "out of memory while opening pool %s", p->path);
-	uint64_t heads = count_heads();
 	uint64_t *before = NULL;
 	size_t bitmap_bytes = p->heap_top * POOL_PAGE / POOL_GRANULE / 8;
 
@@ -571,7 +603,7 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 			return ret;
 	}
 	sweep(info);
-	report.bad_descs = commit(heads - count_heads());
+	report.bad_descs = commit();
 	if (report.bad_descs || report.cut_runs)
 		log_msg(mode == RECOVER_CHECK ? LOG_INFO : LOG_WARN,
 			"pool %s: %llu page descriptors were damaged (%llu large runs cut where "
@@ -609,12 +641,19 @@ void recovery_audit(struct recovery_audit *a)
 	}
 	memset(heap.pool.bitmap, 0, words * 8);
 	uint64_t wild_before = report.wild, first_before = report.wild_first;
+	uint64_t dangling_before = report.dangling;
+
+	if (released)
+		munmap(released, released_bytes);
+	released = NULL;
 
 	mark_all();
 	a->wild = report.wild;
 	a->wild_first = report.wild_first;
+	a->dangling = report.dangling;
 	report.wild = wild_before;
 	report.wild_first = first_before;
+	report.dangling = dangling_before;
 	for (size_t w = 0; w < words; w++) {
 		uint64_t reach = heap.pool.bitmap[w], alloc = saved[w];
 

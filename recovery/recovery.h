@@ -39,6 +39,7 @@ struct recovery_report {
 	uint64_t cut_runs;           /* large runs cut where another run began */
 	uint64_t wild;               /* reachable pointers into pages of no live run */
 	uint64_t wild_first;         /* the first of them */
+	uint64_t dangling;           /* reachable pointers into released runs: ignored */
 	uint64_t restored_runs;      /* runs restored for them (REPAIR) */
 	int stopped;                 /* the open was refused (OPEN) */
 	int restart;                 /* runs were restored: open again (REPAIR) */
@@ -54,8 +55,9 @@ struct recovery_audit {
 	uint64_t allocated;       /* blocks the bitmap holds allocated */
 	uint64_t reachable_free;  /* reachable but free: must be 0 */
 	uint64_t leaked;          /* allocated but unreachable */
-	uint64_t wild;            /* reachable pointers into pages of no live run */
+	uint64_t wild;            /* reachable pointers into pages no run released */
 	uint64_t wild_first;
+	uint64_t dangling;        /* reachable pointers into released runs */
 };
 
 /* Compare reachability with allocation (tests, btd check). */

@@ -32,6 +32,17 @@ run "$BTD" info "$BTD_POOL"
 grep -q '^state       crashed' <<<"$out" || fail "_exit did not leave the pool dirty: $out"
 "$LISTPROG" verify 500 >/dev/null || fail "the list did not survive the crash"
 
+# A crash between a free and the reassignment of the field that held the
+# block leaves a dangling pointer: recovery ignores it, the pool opens.
+rm -f "$BTD_POOL"
+"$LISTPROG" dangle >/dev/null && "$LISTPROG" dangle >/dev/null || fail "dangle runs"
+"$LISTPROG" dangle kill
+run "$BTD" check "$BTD_POOL"
+[ $st -eq 0 ] || fail "a dangling pointer after a crash is taken for damage: $out"
+grep -q 'recovered (in a private view): kept 1 blocks' <<<"$out" || fail "dangling: $out"
+run "$LISTPROG" verify
+[ $st -eq 0 ] || fail "a program cannot open the pool with a dangling pointer: $st: $out"
+
 # One rooted block whose first word was never written, ten more, a crash:
 # recovery keeps exactly the rooted block and reclaims the ten.
 rm -f "$BTD_POOL"

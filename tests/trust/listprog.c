@@ -13,6 +13,10 @@
  *   forkexit      a list of N nodes; fork a child that sleeps and calls
  *                 exit(); meanwhile the parent allocates, fills and roots
  *                 eight 1 MiB blocks; then it checks them and returns
+ *   dangle [kill] a rooted object whose field holds a 1 MiB block: free the
+ *                 block, then (with kill) die by SIGKILL before the field
+ *                 is reassigned -- the dangling pointer correct C leaves
+ *                 behind -- else reassign it; print the generation
  *   holdfork      open the pool, fork with the raw system call (no fork
  *                 handlers: the child keeps the mapping and the lock),
  *                 print the child's pid, and die by SIGKILL; the child
@@ -133,6 +137,31 @@ int main(int argc, char **argv)
 			bad += b[i][0] != 'A' + i || b[i][(1 << 20) - 1] != 'A' + i;
 		printf("%d blocks damaged by the child\n", bad);
 		return bad != 0;
+	}
+	if (!strcmp(mode, "dangle")) {
+		struct btd_cluster *c = open_pool();
+		struct obj {
+			char *buf;
+			long gen;
+		} *o = btd_root_get("obj");
+
+		if (!o) {
+			o = btd_malloc(c, sizeof(*o));
+			o->buf = NULL;
+			o->gen = 0;
+			btd_persist(o, sizeof(*o));
+			btd_root_set("obj", o);
+		}
+		if (o->buf)
+			btd_free(o->buf);
+		if (argc > 2)
+			raise(SIGKILL);
+		o->buf = btd_malloc(c, 1 << 20);
+		memset(o->buf, 'd', 1 << 20);
+		o->gen++;
+		btd_persist(o, sizeof(*o));
+		printf("%ld\n", o->gen);
+		return 0;
 	}
 	if (!strcmp(mode, "holdfork")) {
 		open_pool();
