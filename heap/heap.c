@@ -977,6 +977,7 @@ int heap_open(const char *path, size_t size, enum btd_gc gc, struct heap_open_in
 		heap.slab_free = NULL;
 		return ret;
 	}
+	pool_mark_open(&heap.pool); /* before the first write (recovery may have made it) */
 	space_ready();
 	heap_frozen = 0;
 	heap_purge_all(); /* what the file holds of the free pages goes back */

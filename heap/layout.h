@@ -63,8 +63,13 @@
  * the recovery GC and never trusted.
  *
  * CLEAN FLAG.  Set in the header at a clean close, after the bitmap is
- * persisted; cleared (and persisted) when a pool is opened, before the first
- * allocation. */
+ * persisted, together with meta_sum (format 1.1): a checksum of the root
+ * table and of the descriptors and bitmap up to heap_top.  A clean pool is
+ * trusted only while its metadata still matches meta_sum; one that does not
+ * is recovered as after a crash, and the damage reported.  Cleared (and
+ * persisted) when a pool is opened, before recovery writes anything and
+ * before the first allocation: an open that recovery refuses writes
+ * nothing at all. */
 #ifndef BTD_HEAP_LAYOUT_H
 #define BTD_HEAP_LAYOUT_H
 
@@ -103,7 +108,8 @@ struct pool_header {
 	uint64_t crashes;         /* times opened dirty */
 	uint64_t created;         /* creation time, seconds since the epoch */
 	uint64_t owner_pid;       /* the process that has it open; 0 when closed */
-	uint64_t reserved[14];    /* zero; for minor versions */
+	uint64_t meta_sum;        /* 1.1: pool_meta_sum at the clean close, else 0 */
+	uint64_t reserved[13];    /* zero; for minor versions */
 	uint64_t checksum;        /* fletcher64 of everything above */
 };
 

@@ -131,6 +131,7 @@ void pool_header_write(struct pool *p)
 	struct pool_header *dst = (struct pool_header *)(p->base + slot * POOL_HEADER_SLOT);
 
 	p->hdr.epoch++;
+	p->marked_open = 1; /* p->hdr says open until pool_mark_clean */
 	header_seal(&p->hdr);
 	pmem_copy_persist(dst, &p->hdr, sizeof(p->hdr), PMEM_WHY_HEADER);
 	p->hdr_slot = slot;
@@ -713,15 +714,49 @@ int pool_open(struct pool *p, const char *path, size_t size, int create_ok)
 	}
 	if (ret)
 		return ret;
-	/* From here on the pool is ours: mark it open (dirty) before the first
-	 * allocation, so that a crash from now on is recovered. */
+	/* From here on the pool is ours.  What the open changes in the header
+	 * is written by pool_mark_open, before the first write to the pool. */
+	p->marked_open = 0; /* what create wrote was the new pool, closed */
 	p->was_dirty = !p->hdr.clean;
 	p->hdr.clean = 0;
 	p->hdr.opens++;
 	p->hdr.crashes += (uint64_t)p->was_dirty;
 	p->hdr.owner_pid = (uint64_t)getpid();
-	pool_header_write(p);
+	p->clean_sum = p->was_dirty ? 0 : p->hdr.meta_sum;
+	p->hdr.meta_sum = 0;
 	return 0;
+}
+
+void pool_mark_open(struct pool *p)
+{
+	if (!p->marked_open)
+		pool_header_write(p);
+}
+
+/* Four lanes of multiply-add over 8-byte words: about 3 ms for the
+ * metadata of a 1 GiB heap. */
+static void meta_mix(uint64_t h[4], const void *buf, size_t n)
+{
+	const uint64_t *w = buf;
+	size_t i = 0;
+
+	for (; i + 4 <= n / 8; i += 4)
+		for (int l = 0; l < 4; l++)
+			h[l] = (h[l] + w[i + l]) * 0x9e3779b97f4a7c15u;
+	for (; i < n / 8; i++)
+		h[0] = (h[0] + w[i]) * 0xff51afd7ed558ccdu;
+}
+
+uint64_t pool_meta_sum(const struct pool *p)
+{
+	uint64_t h[4] = { 1, 2, 3, 4 };
+
+	meta_mix(h, p->roots, POOL_ROOTS_MAX * sizeof(struct pool_root));
+	meta_mix(h, p->desc, p->heap_top * sizeof(uint64_t));
+	meta_mix(h, p->bitmap, p->heap_top * POOL_PAGE / POOL_GRANULE / 8);
+	uint64_t x = h[0] ^ (h[1] << 1) ^ (h[2] << 2) ^ (h[3] << 3) ^ p->heap_top;
+
+	return x ? x : 1;
 }
 
 int pool_reset(struct pool *p)
@@ -760,6 +795,7 @@ void pool_mark_clean(struct pool *p)
 
 	if (bitmap_bytes)
 		pmem_persist_why(p->bitmap, bitmap_bytes, PMEM_WHY_CLOSE);
+	p->hdr.meta_sum = p->hdr.minor >= 1 ? pool_meta_sum(p) : 0;
 	p->hdr.clean = 1;
 	p->hdr.owner_pid = 0;
 	pool_header_write(p);

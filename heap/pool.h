@@ -32,6 +32,8 @@ struct pool {
 	int was_dirty;             /* opened after a crash */
 	int map_sync;              /* mapped with MAP_SYNC: real pmem */
 	int private_view;          /* opened by pool_set_private: the file is never written */
+	int marked_open;           /* the header has been written since the open */
+	uint64_t clean_sum;        /* meta_sum of the clean close found at open, else 0 */
 	int bad_header_copy;       /* the copy (0 or 1) found damaged at open, else -1 */
 	pthread_mutex_t grow_lock;
 	uint64_t grow_retry_at;    /* after a failed growth: when to try again */
@@ -55,6 +57,15 @@ void pool_set_private(int on);
  * whichever process does (a fork child that inherited the mapping).  Its
  * name goes to name[n].  Reads /proc; no allocation. */
 long pool_holder(dev_t dev, ino_t ino, long hint, char *name, size_t n);
+
+/* Record in the header that the pool is open (dirty), with this process
+ * as its owner: once, before the first write to the pool (pool_open writes
+ * nothing, so that an open that recovery refuses leaves the file as it
+ * was).  Idempotent. */
+void pool_mark_open(struct pool *p);
+
+/* The checksum of a clean pool's metadata (see CLEAN FLAG in layout.h). */
+uint64_t pool_meta_sum(const struct pool *p);
 
 /* Persist the bitmap and set the clean flag (the mapping stays). */
 void pool_mark_clean(struct pool *p);

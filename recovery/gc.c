@@ -214,15 +214,17 @@ static size_t block_size(const char *b)
 	return PAGE_IS_LARGE(e) ? PAGE_LARGE_PAGES(e) * POOL_PAGE : ((struct slab *)e)->size;
 }
 
-static int mark_all(void)
+/* Mark from values (roots, or wild pointers whose runs RESTORE brought
+ * back), then everything they reach. */
+static int mark_from(const uint64_t *v, size_t n, int roots)
 {
 	struct mark_stack st = { 0 };
 	int ret = 0;
 
 	report.wild = report.dangling = 0;
 	nwild = 0;
-	for (unsigned i = 0; i < POOL_ROOTS_MAX && !ret; i++) {
-		uint64_t a = roots_addr(i);
+	for (size_t i = 0; i < n && !ret; i++) {
+		uint64_t a = roots ? roots_addr((unsigned)i) : v[i];
 
 		if (a)
 			ret = mark(&st, a);
@@ -238,6 +240,11 @@ static int mark_all(void)
 	if (st.v)
 		munmap(st.v, st.cap * sizeof(*st.v));
 	return ret ? pool_error(BTD_ERR_NOMEM, "out of memory for the recovery GC's mark stack") : 0;
+}
+
+static int mark_all(void)
+{
+	return mark_from(NULL, POOL_ROOTS_MAX, 1);
 }
 
 /* Build the page map from the descriptors (see WALK).  -1: out of memory. */
@@ -368,10 +375,44 @@ static uint64_t commit(void)
  * windows.  A group becomes a slab when the gap has room for one around
  * it: the head and class chosen are those that put the most pointers at
  * block starts -- the wild ones and those the surrounding pages hold
- * among themselves -- the larger class on a tie (a 64-byte node's links
- * fall on 16- and 32-byte starts too).  Otherwise the group becomes a large run from its first
+ * among themselves -- then the head that tiles the free pages from their
+ * start, then the larger class (a 64-byte node's links fall on 16- and
+ * 32-byte starts too).  Pointers only to page starts, with no such
+ * structure around them, make a large run.  Otherwise the group becomes a large run from its first
  * page to its last.  Restored blocks may hold more than the lost run did;
  * nothing reachable is left in free pages. */
+
+/* The block-start bitmap as recovery found it (before marking): where it
+ * is intact (a clean pool, a process crash on tmpfs) it shows block starts
+ * exactly; elsewhere it is one more hint. */
+static const uint64_t *found_bits;
+
+static int found_bit(size_t granule)
+{
+	return found_bits && (found_bits[granule / 64] >> (granule % 64)) & 1;
+}
+
+/* The found bitmap's block starts in page pg: how many, and whether one
+ * is at the page's start. */
+static unsigned page_starts(size_t pg, int *at_start)
+{
+	unsigned n = 0;
+	size_t g0 = pg * (POOL_PAGE / POOL_GRANULE);
+
+	*at_start = found_bit(g0);
+	for (size_t g = g0; g < g0 + POOL_PAGE / POOL_GRANULE; g++)
+		n += (unsigned)found_bit(g);
+	return n;
+}
+
+/* A large block's head, by the found bitmap: one block start in the page,
+ * at its start. */
+static int looks_large(size_t pg)
+{
+	int at_start;
+
+	return page_starts(pg, &at_start) == 1 && at_start;
+}
 
 static void sort_u64(uint64_t *v, size_t n)
 {
@@ -402,8 +443,19 @@ static void restore_run(size_t head, size_t n, uint64_t d)
 		p->desc[head + i] = 0;
 	__atomic_store_n(&p->desc[head], d, __ATOMIC_RELEASE);
 	pmem_persist_why(&p->desc[head], n * sizeof(uint64_t), PMEM_WHY_RECOVERY);
-	for (size_t i = 0; i < n; i++) /* later groups see it taken */
-		heap.pagemap[head + i] = PAGE_LARGE(n);
+	/* Live in the page map too, so that marking goes on into it. */
+	if (DESC_KIND(d) == DESC_SLAB) {
+		struct slab *s = heap_slab_new(head, DESC_SLAB_CLASS(d));
+
+		if (s) {
+			s->bump = s->nblocks;
+			s->rebuild = 1;
+		}
+	} else {
+		heap_map_large(head, n);
+		for (size_t i = 1; i < n; i++)
+			heap.pagemap[head + i] = PAGE_INTERIOR(head);
+	}
 	report.restored_runs++;
 	log_msg(LOG_WARN, "pool %s: restored a %s run of %zu pages at page %zu",
 		p->path, DESC_KIND(d) == DESC_SLAB ? "slab" : "large", n, head);
@@ -434,7 +486,7 @@ static void restore_group(const uint64_t *t, size_t n, size_t glo, size_t ghi)
 	/* The evidence: the wild pointers, and the words of the pages around
 	 * them that point among those pages (a lost slab's blocks point at
 	 * each other: a list's links land on its class's block starts). */
-	size_t cap = n + (hi - lo + 1) * (POOL_PAGE / 8), m = n;
+	size_t cap = n + (hi - lo + 1) * (POOL_PAGE / 8 + POOL_PAGE / POOL_GRANULE), m = n;
 	uint64_t *ev = scratch(cap * sizeof(*ev));
 	size_t best_h = SIZE_MAX, best_hits = 0;
 	unsigned best_c = 0;
@@ -446,22 +498,53 @@ static void restore_group(const uint64_t *t, size_t n, size_t glo, size_t ghi)
 	     w < (const uint64_t *)(data + (hi + 1) * POOL_PAGE); w++)
 		if (*w - (data + lo * POOL_PAGE) < (hi - lo + 1) * POOL_PAGE)
 			ev[m++] = *w;
+	/* ... and the block starts the found bitmap shows there (at most one
+	 * per 16 bytes: the array was sized for one per 8). */
+	for (size_t g = lo * (POOL_PAGE / POOL_GRANULE); g < (hi + 1) * (POOL_PAGE / POOL_GRANULE); g++)
+		if (found_bit(g))
+			ev[m++] = data + g * POOL_GRANULE;
+	size_t best_score = 0;
+
+	/* Ties (a class that divides the page fits at any head) go to the head
+	 * that tiles the free pages from their start, as slabs carved from the
+	 * top of the heap do. */
 	for (size_t h = hlo; h <= a && h + SLAB_PAGES - 1 <= ghi; h++) {
 		for (unsigned c = HEAP_CLASSES; c-- > 0;) {
 			size_t hits = slab_hits(ev, m, h, c);
+			size_t score = 2 * hits + ((h - glo) % SLAB_PAGES == 0);
 
-			if (best_h == SIZE_MAX || hits > best_hits) {
+			if (best_h == SIZE_MAX || score > best_score) {
 				best_h = h;
 				best_c = c;
 				best_hits = hits;
+				best_score = score;
 			}
 		}
 	}
 	munmap(ev, cap * sizeof(*ev));
-	if (best_h != SIZE_MAX)
+	/* A class that divides the page puts its blocks at the same addresses
+	 * from any head: take the head that tiles the free pages from their
+	 * start, where there is one. */
+	if (best_h != SIZE_MAX && POOL_PAGE % heap_class_size[best_c] == 0) {
+		for (size_t h = hlo; h <= a && h + SLAB_PAGES - 1 <= ghi; h++) {
+			if ((h - glo) % SLAB_PAGES == 0) {
+				best_h = h;
+				break;
+			}
+		}
+	}
+	/* Pointers only to page starts, and nothing around them that looks
+	 * like a slab's blocks pointing at each other: a large block.  Its
+	 * length is lost; it runs to the end of the free pages (more than it
+	 * had, perhaps: a leak, never reachable data in free pages). */
+	int aligned = 1;
+
+	for (size_t i = 0; i < n; i++)
+		aligned &= t[i] % POOL_PAGE == 0;
+	if (best_h != SIZE_MAX && !(aligned && best_hits <= n))
 		restore_run(best_h, SLAB_PAGES, DESC_MAKE_SLAB(best_c, SLAB_PAGES));
 	else
-		restore_run(a, b - a + 1, DESC_MAKE_LARGE(b - a + 1));
+		restore_run(a, (aligned ? ghi : b) - a + 1, DESC_MAKE_LARGE((aligned ? ghi : b) - a + 1));
 }
 
 static void restore(void)
@@ -477,8 +560,19 @@ static void restore(void)
 			continue;
 		}
 		gap_of(pg, &glo, &ghi);
+		if (wild[i] % POOL_PAGE == 0 && looks_large(pg)) {
+			/* A large block: to the next block start the bitmap shows. */
+			size_t end = pg + 1;
+
+			while (end <= ghi && !page_starts(end, &(int){ 0 }))
+				end++;
+			restore_run(pg, end - pg, DESC_MAKE_LARGE(end - pg));
+			i++;
+			continue;
+		}
 		while (j < nwild && (wild[j] - data) / POOL_PAGE < pg + SLAB_PAGES &&
-		       (wild[j] - data) / POOL_PAGE <= ghi)
+		       (wild[j] - data) / POOL_PAGE <= ghi &&
+		       !(wild[j] % POOL_PAGE == 0 && looks_large((wild[j] - data) / POOL_PAGE)))
 			j++;
 		restore_group(wild + i, j - i, glo, ghi);
 		i = j;
@@ -530,11 +624,38 @@ static int stop(const char *what)
 			  heap.pool.path);
 }
 
+/* A damaged header copy may have been the newer one: heap_top is then
+ * taken as far as the descriptors show live runs. */
+static void heap_top_from_descriptors(struct pool *p)
+{
+	size_t top = p->heap_top;
+
+	for (size_t pg = 0; pg < p->npages; pg++) {
+		uint64_t n = desc_run_pages(p->desc[pg], pg, p->npages);
+
+		if (n && pg + n > top)
+			top = pg + n;
+	}
+	if (top == p->heap_top)
+		return;
+	/* The newer header had backed them; back them again in case it was
+	 * not so (a write into a hole must never be how we learn). */
+	if (pool_file_open(p) || pool_back(p, p->heap_top, top - p->heap_top)) {
+		pool_file_close(p);
+		return;
+	}
+	pool_file_close(p);
+	log_msg(LOG_WARN, "pool %s: live runs reach page %zu, above the %zu pages of the "
+		"header copy that is left: taken as the heap's top", p->path, top, p->heap_top);
+	report.top_raised = top - p->heap_top;
+	p->heap_top = p->hdr.heap_top = top;
+}
+
 int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 {
 	struct pool *p = &heap.pool;
 	uint64_t t0 = now_ns();
-	char what[160];
+	char what[200];
 	int ret = 0;
 
 	memset(&report, 0, sizeof(report));
@@ -546,18 +667,35 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 		class_recip[c] = (uint32_t)((((uint64_t)1 << 32) + heap_class_size[c] - 1) /
 					    heap_class_size[c]);
 	info->was_dirty = p->was_dirty;
-	report.damaged_roots = roots_damaged(mode == RECOVER_REPAIR, &report.first_damaged_root);
+	if (p->bad_header_copy >= 0)
+		heap_top_from_descriptors(p);
+	/* Nothing has been written yet: a clean pool is trusted only while its
+	 * metadata is what its clean close left (CLEAN FLAG in layout.h). */
+	report.meta_mismatch = p->clean_sum && pool_meta_sum(p) != p->clean_sum;
+	report.damaged_roots = roots_damaged(0, &report.first_damaged_root);
+	report.roots = roots_count();
 	if (report.damaged_roots && mode == RECOVER_OPEN) {
 		log_format(what, sizeof(what), "%u root slots fail their checks (the first is slot "
 			   "%u)", report.damaged_roots, report.first_damaged_root);
 		return stop(what);
 	}
+	if (report.meta_mismatch && report.roots == 0 && mode == RECOVER_OPEN)
+		return stop("its metadata does not match what its clean close recorded, and no "
+			    "root is left (the root table may be lost)");
+	if (report.meta_mismatch)
+		log_msg(mode == RECOVER_CHECK ? LOG_INFO : LOG_WARN, "pool %s: its metadata does "
+			"not match what its clean close recorded: recovered as after a crash",
+			p->path);
+	if (mode == RECOVER_REPAIR) {
+		pool_mark_open(p);
+		roots_damaged(1, NULL);
+	}
 	if (mode != RECOVER_CHECK)
 		roots_upgrade();
-	report.roots = roots_count();
 	if (report.roots == 0) {
 		/* Nothing can be reachable: drop it all without looking. */
 		if (p->heap_top) {
+			pool_mark_open(p);
 			ret = pool_reset(p);
 			if (ret)
 				return ret;
@@ -567,7 +705,7 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 		info->gc_ns = now_ns() - t0;
 		return 0;
 	}
-	int collect = gc == GC_ALWAYS || (gc == GC_AUTO && p->was_dirty);
+	int collect = gc == GC_ALWAYS || (gc == GC_AUTO && (p->was_dirty || report.meta_mismatch));
 
 	if (walk())
 		return pool_error(BTD_ERR_NOMEM, "out of memory while opening pool %s", p->path);
@@ -575,6 +713,9 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 	size_t bitmap_bytes = p->heap_top * POOL_PAGE / POOL_GRANULE / 8;
 
 	if (collect) {
+		/* The bitmap is cleared to mark into, and put back if recovery
+		 * stops: a clean pool's meta_sum (or a dirty pool, whose bitmap
+		 * nobody trusts) covers a crash in between. */
 		info->collected = 1;
 		before = scratch(bitmap_bytes + 8);
 		if (!before)
@@ -584,14 +725,43 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 		memset(p->bitmap, 0, bitmap_bytes);
 		ret = mark_all();
 		if (!ret && report.wild && mode == RECOVER_REPAIR) {
-			restore();
+			/* Restore the runs the wild pointers show, mark on from them,
+			 * until nothing reachable is left in free pages; then the pool
+			 * is opened again, to be walked from its repaired descriptors. */
+			uint64_t first_wild = report.wild, first_at = report.wild_first;
+
+			pool_mark_open(p);
+			found_bits = before;
+			for (unsigned round = 0; !ret && report.wild && round < 100000; round++) {
+				uint64_t *again = scratch(nwild * sizeof(*again) + 8);
+
+				if (!again) {
+					ret = pool_error(BTD_ERR_NOMEM, "out of memory while "
+							 "repairing pool %s", p->path);
+					break;
+				}
+				size_t n = nwild;
+
+				memcpy(again, wild, n * sizeof(*again));
+				restore();
+				ret = mark_from(again, n, 0);
+				munmap(again, n * sizeof(*again) + 8);
+			}
+			found_bits = NULL;
+			if (!ret && report.wild)
+				ret = pool_error(BTD_ERR_FORMAT, "pool %s: reachable pointers still lead "
+						 "into free pages after restoring %llu runs",
+						 p->path, (unsigned long long)report.restored_runs);
+			report.wild = first_wild; /* what was found, for the report */
+			report.wild_first = first_at;
 			report.restart = 1;
-			ret = pool_error(BTD_ERR_FORMAT, "pool %s: runs restored; open it again",
-					 p->path);
+			if (!ret)
+				ret = pool_error(BTD_ERR_FORMAT, "pool %s: runs restored; open it again",
+						 p->path);
 		} else if (!ret && report.wild && mode == RECOVER_OPEN) {
-			log_format(what, sizeof(what), "%llu reachable pointers lead into pages of no "
-				   "live run (the first: %p)", (unsigned long long)report.wild,
-				   (void *)(uintptr_t)report.wild_first);
+			log_format(what, sizeof(what), "%llu reachable pointers lead into pages no "
+				   "run ever held (the first: %p): a lost run",
+				   (unsigned long long)report.wild, (void *)(uintptr_t)report.wild_first);
 			ret = stop(what);
 		}
 		if (!ret)
@@ -602,6 +772,7 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 		if (ret)
 			return ret;
 	}
+	pool_mark_open(p);
 	sweep(info);
 	report.bad_descs = commit();
 	if (report.bad_descs || report.cut_runs)

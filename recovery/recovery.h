@@ -41,6 +41,8 @@ struct recovery_report {
 	uint64_t wild_first;         /* the first of them */
 	uint64_t dangling;           /* reachable pointers into released runs: ignored */
 	uint64_t restored_runs;      /* runs restored for them (REPAIR) */
+	int meta_mismatch;           /* a clean pool's metadata changed since its close */
+	uint64_t top_raised;         /* pages heap_top was raised by (a header copy lost) */
 	int stopped;                 /* the open was refused (OPEN) */
 	int restart;                 /* runs were restored: open again (REPAIR) */
 };

@@ -152,6 +152,12 @@ static unsigned report_problems(const struct recovery_report *r, unsigned long b
 	unsigned n = 0;
 	const char *done = repair ? "repaired: " : "";
 
+	if (r->meta_mismatch && ++n)
+		printf("btd check: %sthe pool was closed cleanly, but its roots, descriptors or "
+		       "bitmap changed since: recovered as after a crash\n", done);
+	if (r->top_raised && ++n)
+		printf("btd check: %slive runs reach %llu pages above the top the header records\n",
+		       done, (unsigned long long)r->top_raised);
 	if (r->damaged_roots && ++n)
 		printf("btd check: %s%u root slots fail their checks (the first is slot %u)%s\n",
 		       done, r->damaged_roots, r->first_damaged_root, repair ? "; cleared" : "");
@@ -185,7 +191,7 @@ int cmd_check(const char *path, int repair)
 	struct heap_open_info info;
 	struct recovery_report found = { 0 };
 	uint64_t restored = 0;
-	int st;
+	int st, bad_copy = -1;
 
 	if (access(path, F_OK)) {
 		fprintf(stderr, "btd check: no pool at %s\n", path);
@@ -205,6 +211,11 @@ int cmd_check(const char *path, int repair)
 		found.bad_descs += r->bad_descs;
 		found.cut_runs += r->cut_runs;
 		found.wild += r->wild;
+		found.dangling += r->dangling;
+		found.meta_mismatch |= r->meta_mismatch;
+		found.top_raised += r->top_raised;
+		if (attempt == 0)
+			bad_copy = heap.pool.bad_header_copy;
 		restored += r->restored_runs;
 		if (!st || !r->restart)
 			break;
@@ -238,6 +249,15 @@ int cmd_check(const char *path, int repair)
 	       (unsigned long long)a.allocated, (unsigned long long)a.reachable,
 	       recovery_root_count());
 	unsigned problems = report_problems(&found, bad, &a, repair);
+
+	if (bad_copy >= 0 && ++problems)
+		printf("btd check: %sheader copy %d was damaged%s\n", repair ? "repaired: " : "",
+		       bad_copy, repair ? "; rewritten from the other copy" : "");
+	if (found.dangling || a.dangling)
+		printf("note        %llu reachable pointers lead into runs that were freed "
+		       "(dangling, as a crash between a free and a reassignment leaves them; "
+		       "ignored)\n", (unsigned long long)(found.dangling ? found.dangling :
+							   a.dangling));
 
 	/* A clean pool keeps no unreachable block; --repair collected some. */
 	if (repair && !info.was_dirty && info.freed_blocks && ++problems)

@@ -5,6 +5,9 @@
  *   descs SEED    overwrite 64 random descriptors below heap_top
  *   roots SEED    random bytes over the whole root table
  *   header1       break header copy 1's checksum
+ *   newest        break the newer header copy's checksum
+ *   bitmap0       zero the block-start bitmap
+ *   descs0        zero every page descriptor
  *   minor0        rewrite the pool as format 1.0 (root words without checks) */
 #include <fcntl.h>
 #include <stddef.h>
@@ -73,6 +76,15 @@ int main(int argc, char **argv)
 			((uint64_t *)roots)[i] = next();
 	} else if (!strcmp(what, "header1")) {
 		((struct pool_header *)(m + POOL_HEADER_SLOT))->epoch ^= 0x40;
+	} else if (!strcmp(what, "newest")) {
+		struct pool_header *c0 = (struct pool_header *)m;
+		struct pool_header *c1 = (struct pool_header *)(m + POOL_HEADER_SLOT);
+
+		(c1->epoch > c0->epoch ? c1 : c0)->checksum ^= 1;
+	} else if (!strcmp(what, "bitmap0")) {
+		memset(m + h.bitmap_off, 0, h.heap_top * POOL_PAGE / POOL_GRANULE / 8);
+	} else if (!strcmp(what, "descs0")) {
+		memset(desc, 0, h.heap_top * sizeof(uint64_t));
 	} else if (!strcmp(what, "minor0")) {
 		for (unsigned i = 0; i < POOL_ROOTS_MAX; i++)
 			if (roots[i].tag)

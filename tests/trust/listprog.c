@@ -5,6 +5,8 @@
  *                 return from main without closing the pool
  *   crash N       the same, then _exit(0): no destructor, the pool stays
  *                 dirty as after a crash
+ *   grow N        a list of N nodes, then a rooted 8 MiB block "big" (the
+ *                 heap grows), then _exit(0)
  *   verify [N]    print "<count> <ok|BAD>" for the list (and fail unless
  *                 it holds N nodes); exit 3 when the pool cannot be opened
  *   unwritten     the issue's reproduction: one block rooted without its
@@ -86,6 +88,16 @@ int main(int argc, char **argv)
 			_exit(0);
 		return 0; /* no btd_cluster_destroy */
 	}
+	if (!strcmp(mode, "grow")) {
+		struct btd_cluster *c = open_pool();
+		char *big;
+
+		build(c, n);
+		big = btd_malloc(c, 8 << 20);
+		memset(big, 'g', 8 << 20);
+		btd_root_set("big", big);
+		_exit(0);
+	}
 	if (!strcmp(mode, "verify")) {
 		open_pool();
 		long count = 0, bad = 0;
@@ -94,6 +106,11 @@ int main(int argc, char **argv)
 			bad += x->sum != sum_of(x);
 			count++;
 		}
+		const char *big = btd_root_get("big");
+
+		if (big)
+			for (long i = 0; i < (8 << 20); i += 4096)
+				bad += big[i] != 'g';
 		printf("%ld %s\n", count, bad ? "BAD" : "ok");
 		return bad || (n >= 0 && count != n);
 	}
@@ -131,7 +148,7 @@ int main(int argc, char **argv)
 			b[i] = btd_malloc(c, 1 << 20);
 			memset(b[i], 'A' + i, 1 << 20);
 		}
-		btd_root_set("big", b[0]);
+		btd_root_set("b0", b[0]);
 		waitpid(kid, NULL, 0);
 		for (int i = 0; i < 8; i++)
 			bad += b[i][0] != 'A' + i || b[i][(1 << 20) - 1] != 'A' + i;
