@@ -17,8 +17,8 @@
  * FALLBACKS, and what each says (BTD_STRICT=1 exits with status 78 where a
  * warning is printed, and only there):
  *   pool unavailable       warning; the process runs on jemalloc
- *   pool held by a process of this tree (an ancestor, or the process
- *     group: BTD_POOL set for a whole build or script) -- the expected
+ *   pool held by a process of this tree (one with a common ancestor below
+ *     the session's leader: BTD_POOL set for a whole build or script) -- the expected
  *     case: no warning (an INFO line), no exit; runs on jemalloc
  *   BTD_POOL_PROGRAM does not name the program: silence, never tried
  *   a request larger than the pool's whole data area (GNU sort probes with
@@ -197,24 +197,35 @@ static long parent_of(long pid)
 	return ppid;
 }
 
-/* Whether pid belongs to this process's tree: an ancestor (a bounded walk
- * up the parents), or a process of its process group (a sibling of a
- * build, a pipeline, a script's child). */
+/* Whether pid belongs to this process's tree: it and this process have a
+ * common ancestor (bounded walks up the parents; either may be the other's
+ * ancestor) other than init and the session's leader -- the interactive
+ * shell, whose separate commands are separate trees.  So a build, a
+ * script, a pipeline, a wrapper, and the jobs of a script that turned job
+ * control on (`set -m` puts each in its own process group) are one tree. */
 static int in_this_tree(long pid)
 {
+	enum { DEPTH = 64 };
+	long mine[DEPTH + 1];
+	unsigned n = 0;
+	long leader = (long)getsid(0);
+
 	if (pid <= 0)
 		return 0;
 	if (getpgid((pid_t)pid) == getpgrp())
 		return 1;
-	long p = (long)getppid();
-
-	for (unsigned depth = 0; p > 0 && depth < 64; depth++) {
+	for (long p = (long)getpid(); p > 1 && n <= DEPTH; p = parent_of(p)) {
 		if (p == pid)
-			return 1;
-		if (p == 1)
-			break;
-		p = parent_of(p);
+			return 1; /* an ancestor */
+		if (p != leader)
+			mine[n++] = p;
 	}
+	unsigned depth = 0;
+
+	for (long p = pid; p > 1 && p != leader && depth++ < DEPTH; p = parent_of(p))
+		for (unsigned i = 0; i < n; i++)
+			if (mine[i] == p)
+				return 1; /* a common ancestor below the leader */
 	return 0;
 }
 
@@ -237,8 +248,8 @@ static void routing_failed(int st, const char *path)
 			return;
 		}
 		log_format(why, sizeof(why), "persistent heap unavailable: pool %s is open in "
-			   "process %ld (%s), which is neither an ancestor of this process nor "
-			   "in its process group; give each its own pool (%%p or %%i in "
+			   "process %ld (%s), which is not of this process's tree; "
+			   "give each its own pool (%%p or %%i in "
 			   "BTD_POOL, or BTD_POOL_PROGRAM)", path, holder, name);
 	} else {
 		log_format(why, sizeof(why), "persistent heap unavailable: %s", btd_last_error());

@@ -1,6 +1,7 @@
 #!/bin/bash
 # tree.sh LIB HELPER BTD: one pool, a process tree.  An explicit BTD_POOL
-# held by an ancestor or by the process group is the expected case -- no
+# held by a process of the same tree (a common ancestor below the
+# session's leader) is the expected case -- no
 # warning, no BTD_STRICT exit -- while a pool held by an unrelated process
 # still warns; BTD_POOL_PROGRAM chooses who gets the pool; %p and %i in
 # BTD_POOL give each program and instance its own; a request larger than
@@ -37,6 +38,17 @@ quiet "a script with children"
 [ "$(grep -c 'a process of this tree has it open' "$tmp/stats.txt")" -ge 23 ] ||
 	fail "the children's reports do not say why they had no pool"
 
+# A script that turns job control on: each job is its own process group,
+# yet the jobs are one tree (default policy; each allocates 1 MiB blocks).
+# The first job holds the pool while the others allocate.
+run BTD_POOL="$tmp/jobs.pool" bash -c 'set -m
+	"$1" hold 2 >/dev/null &
+	sleep 0.5
+	for i in 1 2; do "$1" alloc & done
+	wait %2 && wait %3' sh "$h" 2>"$tmp/err.all" || fail "jobs: $(head -3 "$tmp/err.all")"
+grep -v '^\[[0-9]\]' "$tmp/err.all" >"$tmp/err" # bash's job reports
+quiet "a script with job control"
+
 # A wrapper script that execs the program: the shell holds the pool until
 # the exec, then the program has it.
 printf '#!/bin/sh\nexec "$@"\n' >"$tmp/wrap"
@@ -50,7 +62,7 @@ quiet "a wrapper script"
 hold env LD_PRELOAD="$lib" BTD_POOL="$tmp/other.pool" setsid "$h" hold 30
 env LD_PRELOAD="$lib" BTD_POOL="$tmp/other.pool" "$h" alloc 2>"$tmp/err" ||
 	fail "the program did not run on: $(cat "$tmp/err")"
-grep -q "pool $tmp/other.pool is open in process $holder (btd_tree_helpe.*), which is neither" \
+grep -q "pool $tmp/other.pool is open in process $holder (btd_tree_helpe.*), which is not of this" \
 	"$tmp/err" || fail "unrelated holder: $(cat "$tmp/err")"
 [ "$(grep -c . "$tmp/err")" -eq 1 ] || fail "want one line: $(cat "$tmp/err")"
 run BTD_POOL="$tmp/other.pool" "$h" alloc 2>"$tmp/err"
