@@ -251,14 +251,15 @@ static int status_errno(int st)
 
 struct btd_cluster *btd_cluster_create(struct btd_config *cfg)
 {
-	int inited = cfg && cfg->magic == BTD_CONFIG_MAGIC;
+	struct btd_config defaults;
 	int st;
 
-	if (!cfg) {
-		errno = EINVAL;
-		pool_error(BTD_ERR_INVAL, "btd_cluster_create: no config");
-		return NULL;
+	if (!cfg) { /* the defaults: this machine, the pool BTD_POOL or the default */
+		btd_config_init(&defaults);
+		cfg = &defaults;
 	}
+	int inited = cfg->magic == BTD_CONFIG_MAGIC;
+
 	if (!cfg->single_node || (inited && cfg->nodes)) {
 		errno = EINVAL;
 		pool_error(BTD_ERR_INVAL, "btd_cluster_create: memory nodes are not supported "
@@ -293,12 +294,13 @@ void *btd_malloc(struct btd_cluster *c, size_t n)
 {
 	int st;
 
-	if (!c) {
+	if (c && c != &the_cluster) {
 		errno = EINVAL;
-		pool_error(BTD_ERR_INVAL, "btd_malloc: no cluster (btd_cluster_create failed?)");
+		pool_error(BTD_ERR_INVAL, "btd_malloc: %p is not a cluster of btd_cluster_create",
+			   (void *)c);
 		return NULL;
 	}
-	st = pool_ready(NULL, 0);
+	st = pool_ready(NULL, 0); /* c == NULL: the process's pool, opened as needed */
 	if (st) {
 		errno = status_errno(st);
 		return NULL;

@@ -70,6 +70,8 @@ struct btd_cluster;
 
 void btd_config_init(struct btd_config *cfg);
 
+/* cfg NULL: the defaults of btd_config_init. */
+
 /* Open (creating if needed) the process's pool.  NULL on failure, with
  * errno set and the reason in btd_last_error().  One pool per process:
  * a second call returns the same cluster; one naming another cfg.pool
@@ -84,7 +86,8 @@ struct btd_cluster *btd_cluster_create(struct btd_config *cfg);
  * becomes durable here and stays open for the routing until exit. */
 void btd_cluster_destroy(struct btd_cluster *c);
 
-/* Persistent allocation: NULL + ENOMEM when the pool is full. */
+/* Persistent allocation: NULL + ENOMEM when the pool is full.  c may be
+ * NULL: the process's pool, opened as btd_cluster_create(NULL) would. */
 void *btd_malloc(struct btd_cluster *c, size_t n);
 void btd_free(void *p);
 

@@ -102,8 +102,10 @@ static int cmd_run(int argc, char **argv)
 			const char *v = option_value(a, name, argc, argv, &i);
 
 			if (!v) {
-				fprintf(stderr, "btd run: %s needs a value (%s PATH or %s=PATH): "
-					"see 'btd help'\n", name, name, name);
+				const char *what = !strcmp(name, "--pool") ? "PATH" : "POLICY";
+
+				fprintf(stderr, "btd run: %s needs a value (%s %s or %s=%s): "
+					"see 'btd help'\n", name, name, what, name, what);
 				return 2;
 			}
 			if (!strcmp(name, "--policy")) {

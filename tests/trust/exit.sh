@@ -51,4 +51,8 @@ run "$BTD" check "$BTD_POOL"
 [ $st -eq 0 ] || fail "check of the unwritten-block pool: $out"
 grep -q 'kept 1 blocks (224 bytes), reclaimed 10 blocks (2240 bytes)' <<<"$out" ||
 	fail "recovery of a never-written rooted block: $out"
+# No config and no cluster needed: the process's pool, opened as needed.
+rm -f "$BTD_POOL"
+run "$LISTPROG" nullapi
+[ $st -eq 0 ] || fail "btd_malloc(NULL)/btd_cluster_create(NULL): $out"
 echo "exit: ok"

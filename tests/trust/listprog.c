@@ -19,6 +19,8 @@
  *                 block, then (with kill) die by SIGKILL before the field
  *                 is reassigned -- the dangling pointer correct C leaves
  *                 behind -- else reassign it; print the generation
+ *   nullapi       btd_malloc(NULL, n) and btd_cluster_create(NULL): the
+ *                 process's pool with the defaults, no config needed
  *   holdfork      open the pool, fork with the raw system call (no fork
  *                 handlers: the child keeps the mapping and the lock),
  *                 print the child's pid, and die by SIGKILL; the child
@@ -178,6 +180,16 @@ int main(int argc, char **argv)
 		o->gen++;
 		btd_persist(o, sizeof(*o));
 		printf("%ld\n", o->gen);
+		return 0;
+	}
+	if (!strcmp(mode, "nullapi")) {
+		char *p = btd_malloc(NULL, 100);
+
+		if (!p || btd_root_set("null", p) || !btd_cluster_create(NULL) ||
+		    btd_root_get("null") != p) {
+			fprintf(stderr, "listprog: %s\n", btd_last_error());
+			return 1;
+		}
 		return 0;
 	}
 	if (!strcmp(mode, "holdfork")) {
