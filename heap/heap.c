@@ -59,8 +59,9 @@ enum slab_list { LIST_NONE, LIST_PARTIAL, LIST_FULL };
 static BTD_TLS struct theap *tls_theap;
 static pthread_key_t theap_key;
 static struct theap *theap_free;
-/* A fork child sees the pool privately and allocates nothing from it. */
-static int heap_frozen;
+/* A fork child sees the pool privately and allocates nothing from it
+ * (fork.c); set at exit too. */
+int heap_frozen;
 
 static void classes_init(void)
 {
@@ -1087,121 +1088,7 @@ void heap_close(void)
 	pthread_mutex_unlock(&heap.lock);
 }
 
-/* FORK.  The pool is a MAP_SHARED mapping: a child writing into it would
- * write into its parent's heap.  So the child gets a private copy of what
- * the pool holds -- header, roots and the data pages in use -- in anonymous
- * memory at the same addresses, and the rest of the range becomes empty
- * anonymous memory: the child reads and writes its parent's blocks as they
- * were at the fork, and nothing it does reaches the file.  It allocates
- * nothing more from the pool (heap_frozen); its new allocations go to the
- * transient allocator.
- *
- * A private file mapping would not do: on Linux the pages a child has not
- * written yet keep showing the file, so the parent's later writes would
- * appear in the child.  The forking thread of the parent waits (a pipe)
- * until the child has its copy; the parent's other threads do not, and
- * what they write in that window may show in the child.
- *
- * The copy is paid by every fork, fork+exec included: measured on the
- * project's 2-core VM, a fork+exec of a process with 10, 100 and 300 MB of
- * persistent heap took 14, 88 and 241 ms (1.2, 3.9 and 9.4 ms without
- * btd).  posix_spawn and vfork run no fork handlers and copy nothing. */
-static int fork_pipe[2] = { -1, -1 };
-
-void heap_fork_prepare(void)
-{
-	pthread_mutex_lock(&heap.lock);
-	pthread_mutex_lock(&heap.pool.grow_lock);
-	if (heap.open && !heap_frozen && pipe2(fork_pipe, O_CLOEXEC))
-		fork_pipe[0] = fork_pipe[1] = -1;
-}
-
-/* How long the parent waits for the child's copy.  The forking thread
- * holds heap.lock meanwhile, so a child that never gets to its fork
- * handler must not hold up the parent's other threads for ever. */
-#define FORK_COPY_WAIT_MS 10000
-
-void heap_fork_parent(void)
-{
-	if (fork_pipe[0] >= 0) {
-		struct pollfd pfd = { .fd = fork_pipe[0], .events = POLLIN };
-		char c;
-
-		close(fork_pipe[1]);
-		while (poll(&pfd, 1, FORK_COPY_WAIT_MS) < 0 && errno == EINTR)
-			;
-		if (pfd.revents & (POLLIN | POLLHUP))
-			while (read(fork_pipe[0], &c, 1) < 0 && errno == EINTR)
-				;
-		close(fork_pipe[0]);
-		fork_pipe[0] = fork_pipe[1] = -1;
-	}
-	pthread_mutex_unlock(&heap.pool.grow_lock);
-	pthread_mutex_unlock(&heap.lock);
-}
-
-/* Move a private copy of [off, off + len) of the pool to tmp. */
-static void *copy_out(size_t off, size_t len)
-{
-	if (!len)
-		return NULL;
-	void *tmp = internal_map(len);
-
-	if (tmp)
-		memcpy(tmp, heap.pool.base + off, len);
-	return tmp;
-}
-
-/* The same for data pages [0, n), but for the holes: reading one through
- * the shared mapping would fill it again (tmpfs), and a free page's
- * content is nobody's. */
-static void *copy_out_data(size_t n)
-{
-	if (!n)
-		return NULL;
-	char *tmp = internal_map(n * POOL_PAGE);
-
-	for (size_t pg = space_next(0, n, 0); tmp && pg < n; pg = space_next(pg, n, 0)) {
-		size_t end = space_next(pg, n, 1);
-
-		memcpy(tmp + pg * POOL_PAGE, heap.pool.data + pg * POOL_PAGE,
-		       (end - pg) * POOL_PAGE);
-		pg = end;
-	}
-	return tmp;
-}
-
-static void copy_back(void *tmp, size_t off, size_t len)
-{
-	if (tmp)
-		mremap(tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, heap.pool.base + off);
-}
-
-void heap_fork_child(void)
-{
-	pthread_mutex_init(&heap.pool.grow_lock, NULL);
-	pthread_mutex_init(&heap.lock, NULL);
-	if (!heap.open || heap_frozen)
-		return;
-	struct pool *p = &heap.pool;
-	size_t meta = POOL_ROOTS_OFF + POOL_ROOTS_MAX * sizeof(struct pool_root);
-	size_t data = heap.top * POOL_PAGE;
-	void *m = copy_out(0, meta), *d = copy_out_data(heap.top);
-
-	mmap(p->base, p->size, PROT_READ | PROT_WRITE,
-	     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
-	copy_back(m, 0, meta);
-	copy_back(d, p->hdr.data_off, data);
-	heap_frozen = 1;
-	if (fork_pipe[1] >= 0) {
-		close(fork_pipe[0]);
-		if (write(fork_pipe[1], "", 1) < 0) {
-			/* the parent sees the pipe close when we exit */
-		}
-		close(fork_pipe[1]);
-		fork_pipe[0] = fork_pipe[1] = -1;
-	}
-}
+/* FORK: heap/fork.c. */
 
 void heap_stats(struct heap_stats *st)
 {

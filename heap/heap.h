@@ -42,6 +42,10 @@ int heap_owns(const void *p);
 /* A fork child: keep the parent's pool out of reach of the child's writes
  * (see heap.c) and stop allocating from it. */
 void heap_fork_prepare(void);
+/* A fork child about to fork: make its view of the pool its own first, so
+ * that its children inherit a snapshot (fork.c).  Cheap when there is
+ * nothing to do; heap_fork_prepare calls it too. */
+void heap_fork_settle(void);
 void heap_fork_parent(void);
 void heap_fork_child(void);
 

@@ -94,6 +94,9 @@ struct heap {
 
 extern struct heap heap;
 
+/* No more allocation from the pool: a fork child (fork.c), or exit. */
+extern int heap_frozen;
+
 extern const uint32_t heap_class_size[HEAP_CLASSES];
 
 /* Volatile-state construction, for heap.c's open and recovery/. */

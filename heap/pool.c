@@ -380,11 +380,15 @@ static unsigned long long scan_num(const char **s, unsigned base)
 	}
 }
 
-/* Whether one line of /proc/PID/maps maps the file (dev, ino):
- * "lo-hi perms offset MAJ:MIN inode path". */
-static int maps_line_is(const char *l, const char *end, dev_t dev, ino_t ino)
+/* Whether one line of /proc/PID/maps maps the file (dev, ino), and shared
+ * when `shared` is set: "lo-hi perms offset MAJ:MIN inode path". */
+static int maps_line_is(const char *l, const char *end, dev_t dev, ino_t ino, int shared)
 {
+	const char *perms = NULL;
+
 	for (int field = 0; field < 3; field++) { /* skip range, perms, offset */
+		if (field == 1)
+			perms = l;
 		while (l < end && *l != ' ')
 			l++;
 		while (l < end && *l == ' ')
@@ -398,10 +402,12 @@ static int maps_line_is(const char *l, const char *end, dev_t dev, ino_t ino)
 
 	while (l < end && *l == ' ')
 		l++;
+	if (shared && (!perms || perms + 3 >= end || perms[3] != 's'))
+		return 0;
 	return maj == major(dev) && min == minor(dev) && scan_num(&l, 10) == (unsigned long long)ino;
 }
 
-static int pid_maps_file(long pid, dev_t dev, ino_t ino)
+static int pid_maps_file(long pid, dev_t dev, ino_t ino, int shared)
 {
 	char path[64], buf[4096];
 	size_t have = 0;
@@ -417,7 +423,7 @@ static int pid_maps_file(long pid, dev_t dev, ino_t ino)
 		char *l = buf, *end = buf + have + n, *nl;
 
 		while (!found && (nl = memchr(l, '\n', (size_t)(end - l)))) {
-			found = maps_line_is(l, nl, dev, ino);
+			found = maps_line_is(l, nl, dev, ino, shared);
 			l = nl + 1;
 		}
 		have = (size_t)(end - l);
@@ -429,11 +435,16 @@ static int pid_maps_file(long pid, dev_t dev, ino_t ino)
 	return found;
 }
 
+int pool_maps_shared(long pid, dev_t dev, ino_t ino)
+{
+	return pid_maps_file(pid, dev, ino, 1);
+}
+
 long pool_holder(dev_t dev, ino_t ino, long hint, char *name, size_t n)
 {
 	long pid = 0;
 
-	if (hint > 0 && pid_maps_file(hint, dev, ino)) {
+	if (hint > 0 && pid_maps_file(hint, dev, ino, 0)) {
 		pid = hint;
 	} else {
 		int dfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -446,7 +457,7 @@ long pool_holder(dev_t dev, ino_t ino, long hint, char *name, size_t n)
 				const char *q = d->d_name;
 				long cand = (long)scan_num(&q, 10);
 
-				if (!*q && cand > 0 && cand != getpid() && pid_maps_file(cand, dev, ino))
+				if (!*q && cand > 0 && cand != getpid() && pid_maps_file(cand, dev, ino, 0))
 					pid = cand;
 				off += d->d_reclen;
 			}

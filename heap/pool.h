@@ -67,6 +67,10 @@ void pool_mark_open(struct pool *p);
 /* The checksum of a clean pool's metadata (see CLEAN FLAG in layout.h). */
 uint64_t pool_meta_sum(const struct pool *p);
 
+/* Whether process pid maps the file (dev, ino) shared (a fork child still
+ * depending on its parent's pool, see heap/fork.c).  Reads /proc. */
+int pool_maps_shared(long pid, dev_t dev, ino_t ino);
+
 /* Persist the bitmap and set the clean flag (the mapping stays). */
 void pool_mark_clean(struct pool *p);
 

@@ -550,8 +550,13 @@ static int fork_holds_heap;
 void interpose_fork_prepare(void)
 {
 	fork_holds_heap = __atomic_load_n(&heap_state, __ATOMIC_ACQUIRE) > 0;
-	if (fork_holds_heap)
+	if (fork_holds_heap) {
 		heap_fork_prepare();
+	} else {
+		interpose_enter();
+		heap_fork_settle(); /* a fork child forking */
+		interpose_leave();
+	}
 }
 
 void interpose_fork_parent(void)
@@ -565,8 +570,11 @@ void interpose_fork_parent(void)
 void interpose_fork_child(void)
 {
 	pthread_mutex_init(&heap_open_lock, NULL);
-	if (fork_holds_heap || heap_state > 0)
+	if (fork_holds_heap || heap_state > 0) {
+		interpose_enter(); /* its thread's allocations are btd's own */
 		heap_fork_child(); /* also when the pool opened during the fork */
+		interpose_leave();
+	}
 	heap_state = -1;
 	direct_min = SIZE_MAX;
 	min_global = stats_on ? 0 : SIZE_MAX;
