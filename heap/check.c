@@ -37,7 +37,7 @@ static void check_runs(struct checker *c)
 		uint64_t d = p->desc[pg];
 
 		if (!e) {
-			if (!desc_is_idle(d))
+			if (!desc_is_idle(d, pg))
 				FAIL(c, "page %zu is free but has descriptor %llx", pg,
 				     (unsigned long long)d);
 			pg++;
@@ -47,7 +47,7 @@ static void check_runs(struct checker *c)
 
 		if (PAGE_IS_LARGE(e)) {
 			n = PAGE_LARGE_PAGES(e);
-			if (DESC_KIND(d) != DESC_LARGE || DESC_LARGE_PAGES(d) != n)
+			if (d != desc_make_large(n, pg))
 				FAIL(c, "large run at page %zu: descriptor %llx, page map %zu pages",
 				     pg, (unsigned long long)d, n);
 			if (!bit_set(p->data + pg * POOL_PAGE))
@@ -58,7 +58,7 @@ static void check_runs(struct checker *c)
 			n = SLAB_PAGES;
 			if (s->start != p->data + pg * POOL_PAGE)
 				FAIL(c, "page %zu maps to a slab starting elsewhere", pg);
-			if (DESC_KIND(d) != DESC_SLAB || DESC_SLAB_CLASS(d) != s->cls)
+			if (d != desc_make_slab(s->cls, SLAB_PAGES, pg))
 				FAIL(c, "slab at page %zu: descriptor %llx, class %u", pg,
 				     (unsigned long long)d, s->cls);
 		}
@@ -67,7 +67,7 @@ static void check_runs(struct checker *c)
 			break;
 		}
 		for (size_t i = 1; i < n; i++) {
-			if (!desc_is_idle(p->desc[pg + i]))
+			if (!desc_is_idle(p->desc[pg + i], pg + i))
 				FAIL(c, "page %zu inside the run at %zu has a descriptor", pg + i, pg);
 			if (PAGE_IS_LARGE(e) && heap.pagemap[pg + i])
 				FAIL(c, "page %zu inside a large run is mapped", pg + i);
@@ -77,7 +77,7 @@ static void check_runs(struct checker *c)
 		pg += n;
 	}
 	for (size_t pg = heap.top; pg < p->heap_top; pg++)
-		if (!desc_is_idle(p->desc[pg]) || heap.pagemap[pg])
+		if (!desc_is_idle(p->desc[pg], pg) || heap.pagemap[pg])
 			FAIL(c, "page %zu above top is in use", pg);
 }
 
@@ -99,7 +99,7 @@ static void check_free_runs(struct checker *c)
 			if (63 - __builtin_clzll(n) != (int)b)
 				FAIL(c, "free run at page %u (%zu pages) in bin %u", r, n, b);
 			for (size_t i = 0; i < n; i++)
-				if (heap.pagemap[r + i] || !desc_is_idle(heap.pool.desc[r + i]))
+				if (heap.pagemap[r + i] || !desc_is_idle(heap.pool.desc[r + i], r + i))
 					FAIL(c, "page %zu of a free run is in use", r + i);
 		}
 	}

@@ -251,17 +251,23 @@ static void run_publish(size_t page, size_t n, uint64_t d)
 {
 	struct pool *p = &heap.pool;
 	uint64_t old = p->desc[page];
-	size_t rest = page + n;
 
-	if (DESC_KIND(old) == DESC_FREE && DESC_FREE_PAGES(old) > n && rest < p->npages) {
-		uint64_t cur = p->desc[rest];
-		uint64_t mark = DESC_MAKE_FREE(DESC_FREE_PAGES(old) - n);
+	if (desc_is_mark(old, page) && DESC_FREE_PAGES(old) > n) {
+		/* The mark's rest, behind this run and behind any live run that
+		 * already stands in it (an aligned block placed inside). */
+		size_t end = page + DESC_FREE_PAGES(old), q = page + n, m;
 
-		if (cur == 0 || (DESC_KIND(cur) == DESC_FREE && cur < mark))
-			__atomic_store_n(&p->desc[rest], mark, __ATOMIC_RELAXED);
-		__atomic_store_n(&p->desc[page], d, __ATOMIC_RELEASE);
-		pmem_persist_why(&p->desc[page], (n + 1) * sizeof(uint64_t), PMEM_WHY_DESC);
-		return;
+		while (q < end && q < p->npages &&
+		       (m = desc_run_pages(p->desc[q], q, p->npages, p->hdr.minor)))
+			q += m;
+		if (q < end && q < p->npages) {
+			uint64_t cur = p->desc[q];
+
+			if (cur == 0 || (desc_is_mark(cur, q) && DESC_FREE_PAGES(cur) < end - q)) {
+				__atomic_store_n(&p->desc[q], desc_make_free(end - q, q), __ATOMIC_RELAXED);
+				pmem_persist_why(&p->desc[q], sizeof(uint64_t), PMEM_WHY_DESC);
+			}
+		}
 	}
 	pool_desc_set(p, page, d);
 }
@@ -270,7 +276,7 @@ static void run_publish(size_t page, size_t n, uint64_t d)
  * (persisted) before its pages can be reused; caller holds heap.lock. */
 static void run_retire(size_t page, size_t n)
 {
-	pool_desc_set(&heap.pool, page, DESC_MAKE_FREE(n));
+	pool_desc_set(&heap.pool, page, desc_make_free(n, page));
 }
 
 /* ---- slabs ------------------------------------------------------------- */
@@ -316,7 +322,7 @@ static struct slab *slab_make(unsigned cls)
 		heap_free_run(page, SLAB_PAGES);
 		return NULL;
 	}
-	run_publish(page, SLAB_PAGES, DESC_MAKE_SLAB(cls, SLAB_PAGES));
+	run_publish(page, SLAB_PAGES, desc_make_slab(cls, SLAB_PAGES, page));
 	return s;
 }
 
@@ -652,7 +658,7 @@ static void *large_alloc(size_t n, size_t align)
 			heap_free_run(page + lead + np, extra - lead);
 		page += lead;
 	}
-	run_publish(page, np, DESC_MAKE_LARGE(np));
+	run_publish(page, np, desc_make_large(np, page));
 	heap_map_large(page, np);
 	char *p = heap.pool.data + page * POOL_PAGE;
 
@@ -895,7 +901,7 @@ void *heap_realloc(void *p, size_t n)
 			grown = 0;
 		}
 		if (grown) {
-			run_publish(page, need, DESC_MAKE_LARGE(need));
+			run_publish(page, need, desc_make_large(need, page));
 			heap.pagemap[page] = PAGE_LARGE(need);
 		}
 		space_tick();

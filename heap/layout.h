@@ -124,22 +124,55 @@ struct pool_root {
 
 _Static_assert(sizeof(struct pool_root) == 64, "a root is one cache line");
 
-/* Page descriptors.  kind in bits 0..7; the rest depends on the kind. */
+/* Page descriptors.  kind in bits 0..7; bits 48..63 a check of the page
+ * and the rest (format 1.1: a descriptor damaged in any bit, or written at
+ * another page, fails it); the rest depends on the kind. */
 enum pool_desc_kind {
 	DESC_NONE = 0,            /* free, or not the first page of a run */
-	DESC_LARGE = 1,           /* npages in bits 8..63 */
-	DESC_SLAB = 2,            /* class in bits 8..15, npages in bits 16..63 */
-	DESC_FREE = 3,            /* a release mark: npages in bits 8..63 (see below) */
+	DESC_LARGE = 1,           /* npages in bits 8..47 */
+	DESC_SLAB = 2,            /* class in bits 8..15, npages in bits 16..47 */
+	DESC_FREE = 3,            /* a release mark: npages in bits 8..47 (see above) */
 };
 
+#define DESC_BODY_MASK (((uint64_t)1 << 48) - 1)
 #define DESC_KIND(d) ((unsigned)((d) & 0xff))
-#define DESC_MAKE_LARGE(n) (((uint64_t)(n) << 8) | DESC_LARGE)
-#define DESC_LARGE_PAGES(d) ((d) >> 8)
-#define DESC_MAKE_SLAB(cls, n) (((uint64_t)(n) << 16) | ((uint64_t)(cls) << 8) | DESC_SLAB)
+#define DESC_LARGE_PAGES(d) (((d) & DESC_BODY_MASK) >> 8)
 #define DESC_SLAB_CLASS(d) ((unsigned)(((d) >> 8) & 0xff))
-#define DESC_SLAB_PAGES(d) ((d) >> 16)
-#define DESC_MAKE_FREE(n) (((uint64_t)(n) << 8) | DESC_FREE)
-#define DESC_FREE_PAGES(d) ((d) >> 8)
+#define DESC_SLAB_PAGES(d) (((d) & DESC_BODY_MASK) >> 16)
+#define DESC_FREE_PAGES(d) (((d) & DESC_BODY_MASK) >> 8)
+
+/* The body with its check for page pg. */
+static inline uint64_t desc_seal(uint64_t body, uint64_t pg)
+{
+	uint64_t x;
+
+	body &= DESC_BODY_MASK;
+	x = (body ^ (pg * 0xff51afd7ed558ccdu)) * 0x9e3779b97f4a7c15u;
+	x ^= x >> 31;
+	return body | ((x * 0xbf58476d1ce4e5b9u) >> 48 << 48);
+}
+
+static inline uint64_t desc_make_large(uint64_t n, uint64_t pg)
+{
+	return desc_seal((n << 8) | DESC_LARGE, pg);
+}
+
+static inline uint64_t desc_make_slab(unsigned cls, uint64_t n, uint64_t pg)
+{
+	return desc_seal((n << 16) | ((uint64_t)cls << 8) | DESC_SLAB, pg);
+}
+
+static inline uint64_t desc_make_free(uint64_t n, uint64_t pg)
+{
+	return desc_seal((n << 8) | DESC_FREE, pg);
+}
+
+/* Whether d carries its check for page pg -- or, in a pool of format 1.0
+ * (minor 0), has none (its top 16 bits are 0). */
+static inline int desc_checked(uint64_t d, uint64_t pg, unsigned minor)
+{
+	return d == desc_seal(d, pg) || (minor == 0 && !(d >> 48));
+}
 
 /* A root's tag: the name's hash with the top bit set, so a live tag is
  * never 0. */
@@ -191,17 +224,26 @@ static inline int root_valid(const struct pool_root *r, unsigned minor, uint64_t
 	return 1;
 }
 
-/* Whether d may stand at a page that heads no run: 0 or a release mark. */
-static inline int desc_is_idle(uint64_t d)
+/* A release mark at page pg, checked. */
+static inline int desc_is_mark(uint64_t d, uint64_t pg)
 {
-	return d == 0 || (DESC_KIND(d) == DESC_FREE && DESC_FREE_PAGES(d) >= 1);
+	return DESC_KIND(d) == DESC_FREE && DESC_FREE_PAGES(d) >= 1 && d == desc_seal(d, pg);
+}
+
+/* Whether d may stand at page pg that heads no run: 0 or a release mark. */
+static inline int desc_is_idle(uint64_t d, uint64_t pg)
+{
+	return d == 0 || desc_is_mark(d, pg);
 }
 
 /* How many pages the run headed by descriptor d at page pg spans, or 0
- * when d is not a valid head there (top: the pages in use).  The one rule
- * for a valid head: recovery, the checker and `btd info` all use it. */
-static inline uint64_t desc_run_pages(uint64_t d, uint64_t pg, uint64_t top)
+ * when d is not a valid head there (top: the pages in use; minor: the
+ * pool's format minor).  The one rule for a valid head: recovery, the
+ * checker and `btd info` all use it. */
+static inline uint64_t desc_run_pages(uint64_t d, uint64_t pg, uint64_t top, unsigned minor)
 {
+	if (!desc_checked(d, pg, minor))
+		return 0;
 	if (DESC_KIND(d) == DESC_SLAB)
 		return DESC_SLAB_CLASS(d) < POOL_CLASSES && DESC_SLAB_PAGES(d) == POOL_SLAB_PAGES &&
 		       POOL_SLAB_PAGES <= top - pg ? POOL_SLAB_PAGES : 0;

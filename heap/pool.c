@@ -483,30 +483,43 @@ long pool_holder(dev_t dev, ino_t ino, long hint, char *name, size_t n)
 	return pid;
 }
 
+/* A process that was just killed keeps its mappings, and so the lock, for
+ * some milliseconds after its parent's wait returns: a pool whose lock is
+ * held by no process that still maps it is retried for this long. */
+#define POOL_LOCK_SETTLE_MS 200
+
 static int lock_file(struct pool *p, int fd)
 {
 	int how = p->private_view ? LOCK_SH : LOCK_EX;
+	long pid = 0;
+	char name[32] = "";
 
-	if (!flock(fd, how | LOCK_NB))
-		return 0;
-	if (errno == EWOULDBLOCK) {
+	for (unsigned waited = 0;; waited += 5) {
+		if (!flock(fd, how | LOCK_NB))
+			return 0;
+		if (errno != EWOULDBLOCK)
+			return pool_error(BTD_ERR_IO, "cannot lock pool %s: %s", p->path,
+					  errtext(errno));
 		struct pool_header h;
 		struct stat st;
-		char name[32] = "";
-		long pid = 0;
 
 		if (!fstat(fd, &st))
 			pid = pool_holder(st.st_dev, st.st_ino,
 					  pool_read_header(fd, &h, NULL) < 0 ? 0 : (long)h.owner_pid,
 					  name, sizeof(name));
-		if (!pid && !flock(fd, how | LOCK_NB)) /* let go of meanwhile */
-			return 0;
-		return pool_error(BTD_ERR_BUSY, "pool %s is open in another process%s%ld%s%s%s: "
-				  "one process per pool; give this one its own BTD_POOL",
-				  p->path, pid ? " (pid " : "", pid, *name ? ", " : "", name,
-				  pid ? ")" : "");
+		if (pid || waited >= POOL_LOCK_SETTLE_MS)
+			break;
+		struct timespec ts = { 0, 5000000 };
+
+		nanosleep(&ts, NULL);
 	}
-	return pool_error(BTD_ERR_IO, "cannot lock pool %s: %s", p->path, errtext(errno));
+	if (pid)
+		return pool_error(BTD_ERR_BUSY, "pool %s is open in another process (pid %ld%s%s): "
+				  "one process per pool; give this one its own BTD_POOL",
+				  p->path, pid, *name ? ", " : "", name);
+	return pool_error(BTD_ERR_BUSY, "pool %s is locked by a process that is going away "
+			  "or cannot be seen here; try again, or give this one its own BTD_POOL",
+			  p->path);
 }
 
 static int create(struct pool *p, const char *path, size_t size)
@@ -744,8 +757,16 @@ void pool_mark_open(struct pool *p)
 		pool_header_write(p);
 }
 
-/* Four lanes of multiply-add over 8-byte words: about 3 ms for the
- * metadata of a 1 GiB heap. */
+/* Four lanes of xor-multiply-xorshift over 8-byte words (not linear:
+ * damage spread over several words does not cancel out): about 3 ms for
+ * the metadata of a 1 GiB heap.  Not a defence against an attacker who
+ * can write the file, which nothing here is. */
+static inline uint64_t meta_step(uint64_t h, uint64_t w)
+{
+	h = (h ^ w) * 0x9e3779b97f4a7c15u;
+	return h ^ (h >> 29);
+}
+
 static void meta_mix(uint64_t h[4], const void *buf, size_t n)
 {
 	const uint64_t *w = buf;
@@ -753,9 +774,9 @@ static void meta_mix(uint64_t h[4], const void *buf, size_t n)
 
 	for (; i + 4 <= n / 8; i += 4)
 		for (int l = 0; l < 4; l++)
-			h[l] = (h[l] + w[i + l]) * 0x9e3779b97f4a7c15u;
+			h[l] = meta_step(h[l], w[i + l]);
 	for (; i < n / 8; i++)
-		h[0] = (h[0] + w[i]) * 0xff51afd7ed558ccdu;
+		h[0] = meta_step(h[0], w[i]);
 }
 
 uint64_t pool_meta_sum(const struct pool *p)

@@ -142,7 +142,7 @@ static int was_released(size_t page)
 		for (size_t pg = 0; pg < p->heap_top; pg++) {
 			uint64_t d = p->desc[pg];
 
-			if (DESC_KIND(d) != DESC_FREE)
+			if (!desc_is_mark(d, pg))
 				continue;
 			for (size_t i = pg; i < pg + DESC_FREE_PAGES(d) && i < p->heap_top; i++)
 				released[i / 64] |= (uint64_t)1 << (i % 64);
@@ -251,14 +251,16 @@ static int mark_all(void)
 static int walk(void)
 {
 	struct pool *p = &heap.pool;
+	unsigned minor = p->hdr.minor;
 	size_t free_from = 0;
 
 	heap.top = p->heap_top;
 	for (size_t pg = 0; pg < p->heap_top;) {
 		uint64_t d = p->desc[pg];
-		size_t n = desc_run_pages(d, pg, p->heap_top);
+		size_t n = desc_run_pages(d, pg, p->heap_top, minor);
 
 		if (!n) {
+			report.suspicious += !desc_is_idle(d, pg);
 			pg++;
 			continue;
 		}
@@ -271,7 +273,7 @@ static int walk(void)
 			s->rebuild = 1;
 		} else {
 			for (size_t i = 1; i < n; i++) {
-				if (desc_run_pages(p->desc[pg + i], pg + i, p->heap_top)) {
+				if (desc_run_pages(p->desc[pg + i], pg + i, p->heap_top, minor)) {
 					n = i; /* cut: another run begins here */
 					report.cut_runs++;
 					break;
@@ -281,6 +283,8 @@ static int walk(void)
 			for (size_t i = 1; i < n; i++)
 				heap.pagemap[pg + i] = PAGE_INTERIOR(pg);
 		}
+		for (size_t i = 1; i < n; i++)
+			report.suspicious += !desc_is_idle(p->desc[pg + i], pg + i);
 		if (free_from < pg)
 			heap_free_run(free_from, pg - free_from);
 		pg += n;
@@ -288,6 +292,7 @@ static int walk(void)
 	}
 	if (free_from < heap.top)
 		heap_free_run(free_from, heap.top - free_from);
+	report.suspicious += report.cut_runs;
 	return 0;
 }
 
@@ -311,7 +316,7 @@ static void sweep(struct heap_open_info *info)
 				info->kept_bytes += n * POOL_PAGE;
 			} else {
 				heap.pagemap[pg] = 0;
-				p->desc[pg] = DESC_MAKE_FREE(n);
+				p->desc[pg] = desc_make_free(n, pg);
 				heap_free_run(pg, n);
 			}
 			pg += n;
@@ -327,7 +332,7 @@ static void sweep(struct heap_open_info *info)
 			} else {
 				size_t head = pool_page_of(p, s->start);
 
-				p->desc[head] = DESC_MAKE_FREE(SLAB_PAGES);
+				p->desc[head] = desc_make_free(SLAB_PAGES, head);
 				for (unsigned i = 0; i < SLAB_PAGES; i++)
 					heap.pagemap[head + i] = 0;
 				heap_free_run(head, SLAB_PAGES);
@@ -344,10 +349,10 @@ static uint64_t desc_of(size_t pg)
 	if (!e || PAGE_IS_INTERIOR(e))
 		return 0;
 	if (PAGE_IS_LARGE(e))
-		return DESC_MAKE_LARGE(PAGE_LARGE_PAGES(e));
+		return desc_make_large(PAGE_LARGE_PAGES(e), pg);
 	const struct slab *s = (const struct slab *)e;
 
-	return s->start == heap.pool.data + pg * POOL_PAGE ? DESC_MAKE_SLAB(s->cls, SLAB_PAGES) : 0;
+	return s->start == heap.pool.data + pg * POOL_PAGE ? desc_make_slab(s->cls, SLAB_PAGES, pg) : 0;
 }
 
 /* Reconcile the descriptors with the page map (a head where a run lives,
@@ -360,9 +365,10 @@ static uint64_t commit(void)
 	for (size_t pg = 0; pg < p->heap_top; pg++) {
 		uint64_t want = desc_of(pg), cur = p->desc[pg];
 
-		if (cur != want && !(want == 0 && desc_is_idle(cur))) {
+		if (cur != want && !(want == 0 && desc_is_idle(cur, pg))) {
 			__atomic_store_n(&p->desc[pg], want, __ATOMIC_RELAXED);
-			changed++;
+			/* A pool of format 1.0 gets its checks: not damage. */
+			changed += !(p->hdr.minor == 0 && cur == (want & DESC_BODY_MASK));
 		}
 	}
 	pmem_persist_why(p->desc, p->heap_top * sizeof(uint64_t), PMEM_WHY_RECOVERY);
@@ -542,9 +548,9 @@ static void restore_group(const uint64_t *t, size_t n, size_t glo, size_t ghi)
 	for (size_t i = 0; i < n; i++)
 		aligned &= t[i] % POOL_PAGE == 0;
 	if (best_h != SIZE_MAX && !(aligned && best_hits <= n))
-		restore_run(best_h, SLAB_PAGES, DESC_MAKE_SLAB(best_c, SLAB_PAGES));
+		restore_run(best_h, SLAB_PAGES, desc_make_slab(best_c, SLAB_PAGES, best_h));
 	else
-		restore_run(a, (aligned ? ghi : b) - a + 1, DESC_MAKE_LARGE((aligned ? ghi : b) - a + 1));
+		restore_run(a, (aligned ? ghi : b) - a + 1, desc_make_large((aligned ? ghi : b) - a + 1, a));
 }
 
 static void restore(void)
@@ -566,7 +572,7 @@ static void restore(void)
 
 			while (end <= ghi && !page_starts(end, &(int){ 0 }))
 				end++;
-			restore_run(pg, end - pg, DESC_MAKE_LARGE(end - pg));
+			restore_run(pg, end - pg, desc_make_large(end - pg, pg));
 			i++;
 			continue;
 		}
@@ -631,7 +637,7 @@ static void heap_top_from_descriptors(struct pool *p)
 	size_t top = p->heap_top;
 
 	for (size_t pg = 0; pg < p->npages; pg++) {
-		uint64_t n = desc_run_pages(p->desc[pg], pg, p->npages);
+		uint64_t n = desc_run_pages(p->desc[pg], pg, p->npages, p->hdr.minor);
 
 		if (n && pg + n > top)
 			top = pg + n;
@@ -690,8 +696,6 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 		pool_mark_open(p);
 		roots_damaged(1, NULL);
 	}
-	if (mode != RECOVER_CHECK)
-		roots_upgrade();
 	if (report.roots == 0) {
 		/* Nothing can be reachable: drop it all without looking. */
 		if (p->heap_top) {
@@ -702,6 +706,8 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 			info->reset = 1;
 		}
 		heap.top = 0;
+		if (mode != RECOVER_CHECK)
+			roots_upgrade();
 		info->gc_ns = now_ns() - t0;
 		return 0;
 	}
@@ -709,6 +715,15 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 
 	if (walk())
 		return pool_error(BTD_ERR_NOMEM, "out of memory while opening pool %s", p->path);
+	if (report.suspicious && !collect && gc != GC_NEVER) {
+		/* A clean pool, yet descriptors fail their checks: it is not what
+		 * its close left; recover it as after a crash. */
+		log_msg(mode == RECOVER_CHECK ? LOG_INFO : LOG_WARN, "pool %s was closed cleanly, "
+			"but %llu page descriptors fail their checks: recovered as after a crash",
+			p->path, (unsigned long long)report.suspicious);
+		report.meta_mismatch = 1;
+		collect = 1;
+	}
 	uint64_t *before = NULL;
 	size_t bitmap_bytes = p->heap_top * POOL_PAGE / POOL_GRANULE / 8;
 
@@ -775,6 +790,8 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 	pool_mark_open(p);
 	sweep(info);
 	report.bad_descs = commit();
+	if (mode != RECOVER_CHECK)
+		roots_upgrade(); /* after commit: the descriptors have their checks */
 	if (report.bad_descs || report.cut_runs)
 		log_msg(mode == RECOVER_CHECK ? LOG_INFO : LOG_WARN,
 			"pool %s: %llu page descriptors were damaged (%llu large runs cut where "

@@ -37,6 +37,7 @@ struct recovery_report {
 	unsigned first_damaged_root;
 	uint64_t bad_descs;          /* descriptors that disagreed with the runs found */
 	uint64_t cut_runs;           /* large runs cut where another run began */
+	uint64_t suspicious;         /* descriptors the walk found failing their checks */
 	uint64_t wild;               /* reachable pointers into pages of no live run */
 	uint64_t wild_first;         /* the first of them */
 	uint64_t dangling;           /* reachable pointers into released runs: ignored */

@@ -121,7 +121,7 @@ int cmd_info(const char *path)
 	uint64_t slabs = 0, large = 0, pages = 0, blocks = 0;
 
 	for (uint64_t pg = 0; pg < h.heap_top;) {
-		uint64_t n = desc_run_pages(desc[pg], pg, h.heap_top);
+		uint64_t n = desc_run_pages(desc[pg], pg, h.heap_top, h.minor);
 
 		if (!n) {
 			pg++;

@@ -2,6 +2,7 @@
  * the checker's tests.  Usage: damage POOL WHAT [SEED]
  *
  *   zero-slab     zero the descriptor of the slab holding the root "list"
+ *   slab-class    change that descriptor's class byte (32-byte blocks)
  *   descs SEED    overwrite 64 random descriptors below heap_top
  *   roots SEED    random bytes over the whole root table
  *   header1       break header copy 1's checksum
@@ -54,7 +55,7 @@ int main(int argc, char **argv)
 	struct pool_root *roots = (struct pool_root *)(m + POOL_ROOTS_OFF);
 	const char *what = argv[2];
 
-	if (!strcmp(what, "zero-slab")) {
+	if (!strcmp(what, "zero-slab") || !strcmp(what, "slab-class")) {
 		uint64_t a = 0;
 
 		for (unsigned i = 0; i < POOL_ROOTS_MAX; i++)
@@ -66,8 +67,11 @@ int main(int argc, char **argv)
 			pg--;
 		if (!a || DESC_KIND(desc[pg]) != DESC_SLAB)
 			return fprintf(stderr, "damage: no slab under root list\n"), 1;
-		desc[pg] = 0;
-		printf("zeroed the descriptor of page %llu\n", (unsigned long long)pg);
+		if (!strcmp(what, "slab-class"))
+			desc[pg] = (desc[pg] & ~(uint64_t)0xff00) | (1u << 8);
+		else
+			desc[pg] = 0;
+		printf("damaged the descriptor of page %llu\n", (unsigned long long)pg);
 	} else if (!strcmp(what, "descs")) {
 		for (int i = 0; i < 64; i++)
 			desc[next() % h.heap_top] = next();

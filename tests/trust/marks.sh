@@ -1,0 +1,12 @@
+#!/bin/bash
+# marks.sh PRELOAD ALIGN BTD: release marks cover every page of a released
+# run, also when an aligned block is placed inside it and another block then
+# takes the rest: a dangling pointer into it after a crash is not a lost run.
+PRELOAD=$1 ALIGN=$2 BTD=$3
+. "$(dirname "$0")/lib.sh"
+env LD_PRELOAD="$PRELOAD" BTD_POLICY=all "$ALIGN" 2>/dev/null
+run "$BTD" check "$BTD_POOL"
+[ $st -eq 0 ] || fail "dangling pointers into a released run: check exited $st: $out"
+run env LD_PRELOAD="$PRELOAD" BTD_POLICY=all "$ALIGN" open
+[ $st -eq 0 ] && [ "$out" = opened ] || fail "the open: $st: $out"
+echo "marks: ok"
