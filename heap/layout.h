@@ -109,7 +109,8 @@ struct pool_header {
 	uint64_t created;         /* creation time, seconds since the epoch */
 	uint64_t owner_pid;       /* the process that has it open; 0 when closed */
 	uint64_t meta_sum;        /* 1.1: pool_meta_sum at the clean close, else 0 */
-	uint64_t reserved[13];    /* zero; for minor versions */
+	uint64_t close_roots;     /* 1.1: root slots in use at the clean close */
+	uint64_t reserved[12];    /* zero; for minor versions */
 	uint64_t checksum;        /* fletcher64 of everything above */
 };
 

@@ -747,6 +747,7 @@ int pool_open(struct pool *p, const char *path, size_t size, int create_ok)
 	p->hdr.crashes += (uint64_t)p->was_dirty;
 	p->hdr.owner_pid = (uint64_t)getpid();
 	p->clean_sum = p->was_dirty ? 0 : p->hdr.meta_sum;
+	p->clean_roots = p->hdr.close_roots;
 	p->hdr.meta_sum = 0;
 	return 0;
 }
@@ -828,6 +829,9 @@ void pool_mark_clean(struct pool *p)
 	if (bitmap_bytes)
 		pmem_persist_why(p->bitmap, bitmap_bytes, PMEM_WHY_CLOSE);
 	p->hdr.meta_sum = p->hdr.minor >= 1 ? pool_meta_sum(p) : 0;
+	p->hdr.close_roots = 0;
+	for (unsigned i = 0; i < POOL_ROOTS_MAX; i++)
+		p->hdr.close_roots += p->roots[i].tag != 0;
 	p->hdr.clean = 1;
 	p->hdr.owner_pid = 0;
 	pool_header_write(p);

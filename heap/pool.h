@@ -34,6 +34,7 @@ struct pool {
 	int private_view;          /* opened by pool_set_private: the file is never written */
 	int marked_open;           /* the header has been written since the open */
 	uint64_t clean_sum;        /* meta_sum of the clean close found at open, else 0 */
+	uint64_t clean_roots;      /* and its close_roots */
 	int bad_header_copy;       /* the copy (0 or 1) found damaged at open, else -1 */
 	pthread_mutex_t grow_lock;
 	uint64_t grow_retry_at;    /* after a failed growth: when to try again */

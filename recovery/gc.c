@@ -685,9 +685,11 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 			   "%u)", report.damaged_roots, report.first_damaged_root);
 		return stop(what);
 	}
-	if (report.meta_mismatch && report.roots == 0 && mode == RECOVER_OPEN)
-		return stop("its metadata does not match what its clean close recorded, and no "
-			    "root is left (the root table may be lost)");
+	if (report.meta_mismatch && report.roots == 0 && p->clean_roots && mode == RECOVER_OPEN)
+		return stop("its metadata does not match what its clean close recorded, and none "
+			    "of the roots it had is left (the root table was damaged)");
+	if (report.meta_mismatch && !report.roots && !p->clean_roots)
+		report.meta_mismatch = 0; /* rootless then and now: reset, nothing to lose */
 	if (report.meta_mismatch)
 		log_msg(mode == RECOVER_CHECK ? LOG_INFO : LOG_WARN, "pool %s: its metadata does "
 			"not match what its clean close recorded: recovered as after a crash",

@@ -9,6 +9,7 @@
  *   newest        break the newer header copy's checksum
  *   bitmap0       zero the block-start bitmap
  *   descs0        zero every page descriptor
+ *   roots0        zero the root table
  *   minor0        rewrite the pool as format 1.0 (root words without checks) */
 #include <fcntl.h>
 #include <stddef.h>
@@ -87,6 +88,8 @@ int main(int argc, char **argv)
 		(c1->epoch > c0->epoch ? c1 : c0)->checksum ^= 1;
 	} else if (!strcmp(what, "bitmap0")) {
 		memset(m + h.bitmap_off, 0, h.heap_top * POOL_PAGE / POOL_GRANULE / 8);
+	} else if (!strcmp(what, "roots0")) {
+		memset(roots, 0, POOL_ROOTS_MAX * sizeof(*roots));
 	} else if (!strcmp(what, "descs0")) {
 		memset(desc, 0, h.heap_top * sizeof(uint64_t));
 	} else if (!strcmp(what, "minor0")) {

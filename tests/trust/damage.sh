@@ -144,6 +144,16 @@ run "$LISTPROG" verify 3000
 run "$BTD" check "$BTD_POOL"
 [ $st -eq 0 ] || fail "check after the zeroed bitmap was recovered: $out"
 
+# A cleanly closed pool whose root table was zeroed: its close recorded
+# roots, none is left -- refused, not reset.
+rm -f "$BTD_POOL"
+"$LISTPROG" build 100
+"$DAMAGE" "$BTD_POOL" roots0
+cp "$BTD_POOL" "$tmp/before"
+run "$LISTPROG" verify
+[ $st -eq 3 ] && grep -q 'none of the roots' <<<"$out" || fail "zeroed root table: $st: $out"
+cmp -s "$BTD_POOL" "$tmp/before" || fail "the refused open changed the pool file"
+
 # 8. The newer header copy lost after the heap grew: the older copy's top
 # is too low; the descriptors show the live runs above it.
 rm -f "$BTD_POOL"
