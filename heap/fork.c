@@ -39,6 +39,14 @@
  *   long-lived children (a server's workers, redis's BGSAVE): the grace
  *   period, then the same copy as before, done by the kernel
  *
+ * A program whose children live on (a server forking workers or a
+ * background save) would pay the grace period and a copy made while the
+ * child already works, slower than a copy made before it starts.  So the
+ * parent remembers: after a child that had to copy, the next forks copy at
+ * once, in the child's fork handler (EAGER); every EAGER_PROBE-th fork
+ * tries the lazy way again, and a child that execs or exits in time brings
+ * the lazy way back.
+ *
  * What the parent's other threads write while its forking thread waits may
  * show in the child, as before.  Durability in the parent is unchanged: the
  * file is always its own.  vfork and posix_spawn run no fork handlers and
@@ -72,6 +80,12 @@
 /* A socket pair: [0] the parent reads, [1] the child writes (send with
  * MSG_NOSIGNAL: no SIGPIPE when the parent is gone); close-on-exec. */
 static int fork_pipe[2] = { -1, -1 };
+
+/* The parent's memory of its last children (see above); inherited. */
+#define EAGER_PROBE 8
+static int fork_eager;           /* this fork copies at once */
+static int children_live_on;     /* the last lazy child had to copy */
+static unsigned eager_forks;     /* forks copied at once since the last probe */
 
 /* The child's side. */
 static struct {
@@ -230,6 +244,8 @@ void heap_fork_prepare(void)
 	if (heap.open && !heap_frozen &&
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fork_pipe))
 		fork_pipe[0] = fork_pipe[1] = -1;
+	fork_eager = children_live_on && eager_forks < EAGER_PROBE;
+	eager_forks = fork_eager ? eager_forks + 1 : 0;
 }
 
 /* Whether process pid still maps the pool file shared (see THE SNAPSHOT). */
@@ -238,7 +254,9 @@ static int child_depends(long pid)
 	return pid > 0 && pool_maps_shared(pid, heap.pool.dev, heap.pool.ino);
 }
 
-static void parent_wait(int fd)
+enum wait_outcome { CHILD_GONE, CHILD_COPIED, CHILD_TIMEOUT };
+
+static enum wait_outcome parent_wait(int fd)
 {
 	uint64_t deadline = now_ms() + FORK_WAIT_MS;
 	long pid = 0;
@@ -250,11 +268,11 @@ static void parent_wait(int fd)
 		uint64_t now = now_ms();
 
 		if (now >= deadline || poll(&pfd, 1, (int)(deadline - now)) == 0)
-			return;
+			return CHILD_TIMEOUT;
 		ssize_t n = read(fd, (char *)&pid + got, sizeof(pid) - (size_t)got);
 
-		if (n == 0)
-			return; /* exec'd or exited before it could say: it copied nothing */
+		if (n == 0) /* it copied at once (EAGER, or the lazy way failed) */
+			return CHILD_COPIED;
 		if (n > 0)
 			got += n;
 	}
@@ -270,26 +288,30 @@ static void parent_wait(int fd)
 		ssize_t n = read(fd, &c, 1);
 
 		if (n > 0)
-			return; /* copied */
+			return CHILD_COPIED;
 		if (n == 0) { /* hung up: exec'd, exited -- or closed its descriptors */
 			while (child_depends(pid) && now_ms() < deadline) {
 				struct timespec ts = { 0, 500000 };
 
 				nanosleep(&ts, NULL);
 			}
-			return;
+			return CHILD_GONE;
 		}
 	}
 	log_msg(LOG_WARN, "a fork child (pid %ld) still depends on pool %s after %d s; "
 		"continuing: it may see this process's later writes", pid, heap.pool.path,
 		FORK_WAIT_MS / 1000);
+	return CHILD_TIMEOUT;
 }
 
 void heap_fork_parent(void)
 {
 	if (fork_pipe[0] >= 0) {
 		close(fork_pipe[1]);
-		parent_wait(fork_pipe[0]);
+		enum wait_outcome o = parent_wait(fork_pipe[0]);
+
+		if (!fork_eager)
+			children_live_on = o != CHILD_GONE;
 		close(fork_pipe[0]);
 		fork_pipe[0] = fork_pipe[1] = -1;
 	}
@@ -311,7 +333,7 @@ void heap_fork_child(void)
 		return;
 	}
 	heap_frozen = 1;
-	if (fork_pipe[1] < 0 || child_private_view()) {
+	if (fork_pipe[1] < 0 || fork_eager || child_private_view()) {
 		child_copy_now();
 	} else {
 		long pid = (long)getpid();
