@@ -343,10 +343,7 @@ fi
 
 # ---- report ----------------------------------------------------------------
 mkdir -p "$script_dir/results"
-commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$root" status --porcelain 2>/dev/null)" ]; then
-	commit="$commit (dirty tree)"
-fi
+commit=$(bench_commit "$root")
 cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || echo unknown)
 FB_COMMIT=$commit FB_UNAME=$(uname -srm) FB_CPU=$cpu FB_NPROC=$(nproc) \
 	FB_JEMALLOC=$(basename "$jemalloc") FB_RUNS=$runs FB_RRUNS=$redis_runs \

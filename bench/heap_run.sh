@@ -373,10 +373,7 @@ done
 
 # ---- report ----------------------------------------------------------------
 mkdir -p "$script_dir/results"
-commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$root" status --porcelain 2>/dev/null)" ]; then
-	commit="$commit (dirty tree)"
-fi
+commit=$(bench_commit "$root")
 cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || echo unknown)
 load_end=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo NA)
 

@@ -35,3 +35,14 @@ find_jemalloc() {
 		fi
 	done
 }
+
+# bench_commit ROOT: the checkout's short commit id, with " (dirty tree)"
+# when it has uncommitted changes: every report says what it measured.
+bench_commit() {
+	local c
+	c=$(git -C "$1" rev-parse --short HEAD 2>/dev/null || echo unknown)
+	if [ -n "$(git -C "$1" status --porcelain 2>/dev/null)" ]; then
+		c="$c (dirty tree)"
+	fi
+	echo "$c"
+}

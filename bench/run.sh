@@ -158,10 +158,7 @@ for ((r = 1; r <= runs; r++)); do
 done
 
 mkdir -p "$script_dir/results"
-commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$root" status --porcelain 2>/dev/null)" ]; then
-	commit="$commit (dirty)"
-fi
+commit=$(bench_commit "$root")
 
 python3 - "$results" "$runs" "$commit" "$(uname -srm)" "$(nproc)" \
 	"$(basename "$jemalloc")" >"$tmp/table.md" <<'EOF'
