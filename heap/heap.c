@@ -1071,6 +1071,11 @@ int heap_default_path(char *buf, size_t n, const char *program, unsigned instanc
 	return pool_default_path(buf, n, program, instance);
 }
 
+void heap_collect_next(void)
+{
+	heap.pool.collect_next = 1;
+}
+
 int heap_is_open(void)
 {
 	return heap.open;

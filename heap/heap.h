@@ -26,6 +26,9 @@ void heap_close(void);
 int heap_default_path(char *buf, size_t n, const char *program, unsigned instance);
 void heap_abandon(void);  /* as a crash would: write nothing */
 int heap_exit(void);      /* at process exit: freeze; 1 when marked clean */
+/* Ask the next open to collect although this close is clean: the caller
+ * put blocks in the pool that nobody will free (the preload's routing). */
+void heap_collect_next(void);
 int heap_is_open(void);
 
 /* The data range, for the interposer's one-compare ownership test. */

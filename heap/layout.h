@@ -69,7 +69,10 @@
  * is recovered as after a crash, and the damage reported.  Cleared (and
  * persisted) when a pool is opened, before recovery writes anything and
  * before the first allocation: an open that recovery refuses writes
- * nothing at all. */
+ * nothing at all.  A clean close may ask the next open to collect all the
+ * same (collect_next): the preload's routed blocks are not the program's to
+ * free, so a pool with roots used under the preload would otherwise keep
+ * every run's unreachable blocks. */
 #ifndef BTD_HEAP_LAYOUT_H
 #define BTD_HEAP_LAYOUT_H
 
@@ -110,7 +113,8 @@ struct pool_header {
 	uint64_t owner_pid;       /* the process that has it open; 0 when closed */
 	uint64_t meta_sum;        /* 1.1: pool_meta_sum at the clean close, else 0 */
 	uint64_t close_roots;     /* 1.1: root slots in use at the clean close */
-	uint64_t reserved[12];    /* zero; for minor versions */
+	uint64_t collect_next;    /* 1.1: the next open collects, though the pool is clean */
+	uint64_t reserved[11];    /* zero; for minor versions */
 	uint64_t checksum;        /* fletcher64 of everything above */
 };
 

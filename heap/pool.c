@@ -748,6 +748,8 @@ int pool_open(struct pool *p, const char *path, size_t size, int create_ok)
 	p->hdr.owner_pid = (uint64_t)getpid();
 	p->clean_sum = p->was_dirty ? 0 : p->hdr.meta_sum;
 	p->clean_roots = p->hdr.close_roots;
+	p->clean_collect = !p->was_dirty && p->hdr.collect_next;
+	p->hdr.collect_next = 0;
 	p->hdr.meta_sum = 0;
 	return 0;
 }
@@ -832,6 +834,7 @@ void pool_mark_clean(struct pool *p)
 	p->hdr.close_roots = 0;
 	for (unsigned i = 0; i < POOL_ROOTS_MAX; i++)
 		p->hdr.close_roots += p->roots[i].tag != 0;
+	p->hdr.collect_next = (uint64_t)p->collect_next;
 	p->hdr.clean = 1;
 	p->hdr.owner_pid = 0;
 	pool_header_write(p);

@@ -35,6 +35,8 @@ struct pool {
 	int marked_open;           /* the header has been written since the open */
 	uint64_t clean_sum;        /* meta_sum of the clean close found at open, else 0 */
 	uint64_t clean_roots;      /* and its close_roots */
+	int clean_collect;         /* and its collect_next */
+	int collect_next;          /* for this close: ask the next open to collect */
 	int bad_header_copy;       /* the copy (0 or 1) found damaged at open, else -1 */
 	pthread_mutex_t grow_lock;
 	uint64_t grow_retry_at;    /* after a failed growth: when to try again */

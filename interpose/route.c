@@ -589,6 +589,10 @@ void interpose_exit(void)
 		__atomic_store_n(&direct_min, SIZE_MAX, __ATOMIC_RELAXED);
 		__atomic_store_n(&heap_state, -1, __ATOMIC_RELEASE);
 		interpose_enter();
+		/* What the policy sent to the pool, the program does not know to
+		 * free: with roots, the next open collects it. */
+		if (interpose_settings.policy != POLICY_NONE)
+			heap_collect_next();
 		heap_exit();
 		interpose_leave();
 	}

@@ -713,7 +713,8 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 		info->gc_ns = now_ns() - t0;
 		return 0;
 	}
-	int collect = gc == GC_ALWAYS || (gc == GC_AUTO && (p->was_dirty || report.meta_mismatch));
+	int collect = gc == GC_ALWAYS ||
+		      (gc == GC_AUTO && (p->was_dirty || report.meta_mismatch || p->clean_collect));
 
 	if (walk())
 		return pool_error(BTD_ERR_NOMEM, "out of memory while opening pool %s", p->path);

@@ -3,8 +3,9 @@
  * before the fields are reassigned an aligned block and a plain one take
  * its pages (the aligned one placed inside them), then the process dies by
  * SIGKILL: the pointers dangle into pages a released run covered, and the
- * next open must see that, not a lost run.  With an argument: open the
- * pool and print the root (or the error). */
+ * next open must see that, not a lost run.  With "open": open the pool and
+ * print the root (or the error).  With "leak": get or create root "x", and
+ * leave a strdup unfreed, as programs do at exit. */
 #include <dlfcn.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,6 +29,12 @@ int main(int argc, char **argv)
 	if (!root_set || !root_get || !last_error) {
 		fprintf(stderr, "align: not under the preload\n");
 		return 2;
+	}
+	if (argc > 1 && !strcmp(argv[1], "leak")) {
+		if (!root_get("x"))
+			root_set("x", malloc(64));
+		printf("%s\n", strdup("never freed"));
+		return 0;
 	}
 	if (argc > 1 && argv[1]) {
 		struct rootobj *r = root_get("r");
