@@ -91,6 +91,8 @@ static unsigned eager_forks;     /* forks copied at once since the last probe */
 static struct {
 	void *shared;              /* the parent's mapping, moved aside; NULL when dropped */
 	int pipe_w;                /* the write end, until the copy is done */
+	dev_t pipe_dev;            /* what it is: the child may have closed the */
+	ino_t pipe_ino;            /* number, and another file may hold it now */
 	pthread_mutex_t lock;      /* one copy, by the thread or by a fork */
 } child = { .pipe_w = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -125,13 +127,18 @@ static void child_materialize(void)
 		munmap(child.shared, p->size);
 		child.shared = NULL;
 	}
-	if (child.pipe_w >= 0) {
+	struct stat st;
+
+	/* Only if the number is still our socket: a child that closed its
+	 * descriptors may have given the number to a file of its own. */
+	if (child.pipe_w >= 0 && !fstat(child.pipe_w, &st) && st.st_dev == child.pipe_dev &&
+	    st.st_ino == child.pipe_ino) {
 		if (send(child.pipe_w, "d", 1, MSG_NOSIGNAL) < 0) {
 			/* the parent sees the hang-up and our maps */
 		}
 		close(child.pipe_w);
-		child.pipe_w = -1;
 	}
+	child.pipe_w = -1;
 	pthread_mutex_unlock(&child.lock);
 }
 
@@ -236,8 +243,18 @@ void heap_fork_settle(void)
 		child_materialize();
 }
 
+/* A fork inside a fork of this thread (from a signal handler while the
+ * parent waits): heap.lock is this thread's already; that child copies at
+ * once, and nothing is locked or waited for. */
+static __thread int fork_depth;
+static __thread int fork_nested;
+
 void heap_fork_prepare(void)
 {
+	if (fork_depth++) {
+		fork_nested = 1;
+		return;
+	}
 	heap_fork_settle(); /* a child forking: its children inherit a snapshot */
 	pthread_mutex_lock(&heap.lock);
 	pthread_mutex_lock(&heap.pool.grow_lock);
@@ -306,6 +323,11 @@ static enum wait_outcome parent_wait(int fd)
 
 void heap_fork_parent(void)
 {
+	if (fork_depth > 1) { /* the nested fork's; the outer one still waits */
+		fork_depth--;
+		fork_nested = 0;
+		return;
+	}
 	if (fork_pipe[0] >= 0) {
 		close(fork_pipe[1]);
 		enum wait_outcome o = parent_wait(fork_pipe[0]);
@@ -317,10 +339,22 @@ void heap_fork_parent(void)
 	}
 	pthread_mutex_unlock(&heap.pool.grow_lock);
 	pthread_mutex_unlock(&heap.lock);
+	fork_depth = 0;
 }
 
 void heap_fork_child(void)
 {
+	if (fork_nested) { /* see heap_fork_prepare */
+		fork_depth = fork_nested = 0;
+		if (heap.open && !heap_frozen) {
+			heap_frozen = 1;
+			child_copy_now();
+		}
+		pthread_mutex_init(&heap.pool.grow_lock, NULL);
+		pthread_mutex_init(&heap.lock, NULL);
+		return;
+	}
+	fork_depth = 0;
 	pthread_mutex_init(&heap.pool.grow_lock, NULL);
 	pthread_mutex_init(&heap.lock, NULL);
 	pthread_mutex_init(&child.lock, NULL);
@@ -340,8 +374,14 @@ void heap_fork_child(void)
 		pthread_t t;
 		pthread_attr_t attr;
 
+		struct stat st;
+
 		child.pipe_w = fork_pipe[1];
 		fork_pipe[1] = -1;
+		if (!fstat(child.pipe_w, &st)) {
+			child.pipe_dev = st.st_dev;
+			child.pipe_ino = st.st_ino;
+		}
 		if (send(child.pipe_w, &pid, sizeof(pid), MSG_NOSIGNAL) != sizeof(pid)) {
 			child_materialize();
 		} else {

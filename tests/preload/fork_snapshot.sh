@@ -51,4 +51,12 @@ for _ in $(seq 50); do grep -q 'child ok' "$tmp/out" && break; sleep 0.1; done
 grep -q 'child ok' "$tmp/out" || fail "durable: the child: $(cat "$tmp/out")"
 val=$(env LD_PRELOAD="$lib" BTD_POOL="$tmp/durable.pool" "$tmp/read")
 [ "$val" = P ] || fail "the parent's durable write is lost: '$val'"
+# A child that reuses descriptor numbers (a subshell redirecting onto 3 and
+# 4 while its copy is still to be made): btd's socket to the parent must
+# never be mistaken for the child's own files.
+env LD_PRELOAD="$lib" BTD_POLICY=all BTD_POOL="$tmp/fd.pool" bash -c '
+	( exec 3>"$1/3.out" 4>"$1/4.out"; sleep 0.1; echo three >&3; echo four >&4 )' sh "$tmp" ||
+	fail "a subshell lost its descriptors"
+[ "$(cat "$tmp/3.out" "$tmp/4.out")" = "three
+four" ] || fail "the subshell's files: $(cat "$tmp/3.out" "$tmp/4.out")"
 echo "fork_snapshot: ok"
