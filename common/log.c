@@ -201,12 +201,25 @@ void log_fd(int fd, const char *fmt, ...)
 	va_end(ap);
 }
 
+static log_fatal_hook fatal_hook;
+
+log_fatal_hook log_set_fatal_hook(log_fatal_hook hook)
+{
+	return __atomic_exchange_n(&fatal_hook, hook, __ATOMIC_ACQ_REL);
+}
+
 void btd_fatal(const char *fmt, ...)
 {
+	char msg[LOG_LINE_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vline(STDERR_FILENO, "btd: fatal: ", fmt, ap);
+	log_vformat(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	log_msg(LOG_ERROR, "fatal: %s", msg);
+	log_fatal_hook hook = __atomic_load_n(&fatal_hook, __ATOMIC_ACQUIRE);
+
+	if (hook)
+		hook(msg);
 	abort();
 }

@@ -35,7 +35,15 @@ void log_msg(enum log_level level, const char *fmt, ...) BTD_PRINTF(2, 3);
 void log_fd(int fd, const char *fmt, ...) BTD_PRINTF(2, 3);
 
 /* Print "btd: fatal: <message>" and abort(): corruption and misuse end here,
- * so that a bare stack trace names the cause. */
+ * so that a bare stack trace names the cause.  A hook set with
+ * log_set_fatal_hook runs first, with the message (without the prefix):
+ * a test catches the fatal path there (longjmp, or _exit with a code of its
+ * own); a hook that returns lets the abort happen. */
 BTD_NORETURN BTD_COLD void btd_fatal(const char *fmt, ...) BTD_PRINTF(1, 2);
+
+typedef void (*log_fatal_hook)(const char *msg);
+
+/* Install hook (NULL: none); returns the previous one. */
+log_fatal_hook log_set_fatal_hook(log_fatal_hook hook);
 
 #endif

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "../common/compiler.h"
+#include "../common/error.h"
 #include "../common/log.h"
 #include "btd.h"
 #include "heap_int.h"
@@ -63,11 +64,11 @@ int api_open_pool(const struct settings *s, const char *cfg_pool, size_t cfg_siz
 		st = BTD_OK;
 		if (s->pool[0]) {
 			if (settings_pool_expand(s->pool, prog, i, path, path_size))
-				st = pool_error(BTD_ERR_INVAL, "BTD_POOL=%s is too long once %%p "
+				st = err_set(BTD_ERR_INVAL, "BTD_POOL=%s is too long once %%p "
 						"and %%i are expanded", s->pool);
 		} else if (cfg_pool) {
 			if (strlen(cfg_pool) >= path_size)
-				st = pool_error(BTD_ERR_INVAL, "cfg.pool is too long: %.40s...",
+				st = err_set(BTD_ERR_INVAL, "cfg.pool is too long: %.40s...",
 						cfg_pool);
 			else
 				strcpy(path, cfg_pool);
@@ -105,7 +106,7 @@ long api_pool_owner(const char *path, char *name, size_t n)
 
 static int refuse_program(const struct settings *s)
 {
-	return pool_error(BTD_ERR_PERM, "BTD_POOL_PROGRAM=%s does not name this program (%s): "
+	return err_set(BTD_ERR_PERM, "BTD_POOL_PROGRAM=%s does not name this program (%s): "
 			  "it opens no pool; add its name to BTD_POOL_PROGRAM",
 			  s->pool_program, program_invocation_short_name);
 }
@@ -162,7 +163,7 @@ static int pool_open_slow(const char *cfg_pool, size_t cfg_size)
 	const struct settings *s = opener ? opener_settings : &own_settings;
 
 	if (!st && cfg_pool && !s->pool[0] && !is_open_pool(cfg_pool))
-		st = pool_error(BTD_ERR_BUSY, "btd_cluster_create: cfg.pool is %s, but this "
+		st = err_set(BTD_ERR_BUSY, "btd_cluster_create: cfg.pool is %s, but this "
 				"process has pool %s open already (an earlier allocation or btd_* "
 				"call opened it): set BTD_POOL=%s so that every use opens that one",
 				cfg_pool, heap.pool.path, cfg_pool);
@@ -226,7 +227,7 @@ const char *btd_strerror(int status)
 
 const char *btd_last_error(void)
 {
-	return pool_last_error();
+	return err_last();
 }
 
 void btd_config_init(struct btd_config *cfg)
@@ -262,7 +263,7 @@ struct btd_cluster *btd_cluster_create(struct btd_config *cfg)
 
 	if (!cfg->single_node || (inited && cfg->nodes)) {
 		errno = EINVAL;
-		pool_error(BTD_ERR_INVAL, "btd_cluster_create: memory nodes are not supported "
+		err_set(BTD_ERR_INVAL, "btd_cluster_create: memory nodes are not supported "
 			   "by this build yet; set single_node = 1");
 		return NULL;
 	}
@@ -296,7 +297,7 @@ void *btd_malloc(struct btd_cluster *c, size_t n)
 
 	if (c && c != &the_cluster) {
 		errno = EINVAL;
-		pool_error(BTD_ERR_INVAL, "btd_malloc: %p is not a cluster of btd_cluster_create",
+		err_set(BTD_ERR_INVAL, "btd_malloc: %p is not a cluster of btd_cluster_create",
 			   (void *)c);
 		return NULL;
 	}
@@ -314,7 +315,7 @@ void btd_free(void *p)
 	if (p && heap_owns(p))
 		heap_free(p);
 	else if (p)
-		pool_error(BTD_ERR_INVAL, "btd_free(%p): not a block of the persistent heap", p);
+		err_set(BTD_ERR_INVAL, "btd_free(%p): not a block of the persistent heap", p);
 }
 
 static int in_pool(const void *p, size_t n)
@@ -327,7 +328,7 @@ int btd_persist(const void *p, size_t n)
 {
 	open_if_pointed_at(p);
 	if (!in_pool(p, n))
-		return pool_error(BTD_ERR_INVAL, "btd_persist(%p, %zu): not inside the pool", p, n);
+		return err_set(BTD_ERR_INVAL, "btd_persist(%p, %zu): not inside the pool", p, n);
 	pmem_persist_why(p, n, PMEM_WHY_USER);
 	return BTD_OK;
 }
@@ -372,14 +373,14 @@ void *btd_root_get(const char *name)
 	void *p;
 
 	if (!name) {
-		pool_error(BTD_ERR_INVAL, "btd_root_get: no name");
+		err_set(BTD_ERR_INVAL, "btd_root_get: no name");
 		return NULL;
 	}
 	if (pool_ready(NULL, 0))
 		return NULL;
 	p = roots_get(name);
 	if (!p)
-		pool_error(BTD_ERR_NOENT, "btd_root_get(%s): no such root in pool %s", name,
+		err_set(BTD_ERR_NOENT, "btd_root_get(%s): no such root in pool %s", name,
 			   heap.pool.path);
 	return p;
 }

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "../common/compiler.h"
+#include "../common/error.h"
 #include "../common/log.h"
 #include "btd.h"
 #include "heap_int.h"
@@ -208,7 +209,7 @@ static size_t top_take(size_t n)
 }
 
 /* Take n pages (caller holds heap.lock), backed; SIZE_MAX when there is no
- * room or no space (the reason in pool_error). */
+ * room or no space (the reason in err_last). */
 static size_t run_take(size_t n)
 {
 	unsigned b = run_bin(n);
@@ -635,7 +636,7 @@ static void *large_alloc(size_t n, size_t align)
 	size_t extra = align > POOL_PAGE ? align / POOL_PAGE - 1 : 0;
 
 	if (n > heap.pool.npages * (size_t)POOL_PAGE) {
-		pool_error(BTD_ERR_NOMEM, "a block of %zu bytes is larger than pool %s", n,
+		err_set(BTD_ERR_NOMEM, "a block of %zu bytes is larger than pool %s", n,
 			   heap.pool.path);
 		errno = ENOMEM;
 		return NULL;
@@ -930,7 +931,7 @@ static int volatile_init(void)
 	heap.fnext = internal_map(np * sizeof(uint32_t));
 	heap.fprev = internal_map(np * sizeof(uint32_t));
 	if (!heap.pagemap || !heap.ftag || !heap.fnext || !heap.fprev)
-		return pool_error(BTD_ERR_NOMEM, "cannot map the heap's page tables (%zu pages)", np);
+		return err_set(BTD_ERR_NOMEM, "cannot map the heap's page tables (%zu pages)", np);
 	int ret = space_init(np);
 
 	if (ret)
@@ -965,7 +966,7 @@ int heap_open(const char *path, size_t size, enum btd_gc gc, struct heap_open_in
 		info = &dummy;
 	memset(info, 0, sizeof(*info));
 	if (heap.open)
-		return pool_error(BTD_ERR_BUSY, "a pool is already open in this process (%s)",
+		return err_set(BTD_ERR_BUSY, "a pool is already open in this process (%s)",
 				  heap.pool.path);
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 

@@ -8,6 +8,7 @@
 #include <pthread.h>
 
 #include "../common/compiler.h"
+#include "../common/error.h"
 #include "../common/log.h"
 #include "btd.h"
 #include "heap.h"
@@ -40,7 +41,7 @@ __attribute__((destructor)) static void libbtd_fini(void)
 
 BTD_EXPORT int btd_tag_begin(void)
 {
-	return pool_error(BTD_ERR_INVAL, "btd_tag_begin: tagging routes malloc, which only "
+	return err_set(BTD_ERR_INVAL, "btd_tag_begin: tagging routes malloc, which only "
 			  "the preload takes over: run under libbtd_preload.so (btd run)");
 }
 

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/error.h"
 #include "../common/log.h"
 #include "btd.h"
 #include "pmem.h"
@@ -38,35 +39,7 @@
 #define POOL_ADDR_STEP ((uintptr_t)1 << 30)
 #define POOL_GROW_MIN ((size_t)256) /* pages: 1 MiB */
 
-static __thread char last_error[512];
 static int open_private; /* pool_set_private */
-
-/* The text of an errno value, untranslated.  Not strerror: it goes through
- * gettext, which takes glibc's locale lock, and the malloc that opens a
- * pool may come from setlocale, which holds that lock -- a deadlock (bash
- * under BTD_POLICY=all hung in setlocale whenever its pool did not exist
- * yet).  strerrordesc_np (glibc 2.32) takes no lock. */
-static const char *errtext(int e)
-{
-	const char *s = strerrordesc_np(e);
-
-	return s ? s : "unknown error";
-}
-
-int pool_error(int status, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	log_vformat(last_error, sizeof(last_error), fmt, ap);
-	va_end(ap);
-	return status;
-}
-
-const char *pool_last_error(void)
-{
-	return last_error;
-}
 
 /* Fletcher-64 over 32-bit words, as PMDK checksums its headers. */
 uint64_t pool_checksum(const void *buf, size_t n)
@@ -143,17 +116,6 @@ void pool_desc_set(struct pool *p, size_t page, uint64_t d)
 	pmem_persist_why(&p->desc[page], sizeof(uint64_t), PMEM_WHY_DESC);
 }
 
-static int errno_status(int e)
-{
-	switch (e) {
-	case ENOENT: return BTD_ERR_NOENT;
-	case EACCES: case EPERM: case EROFS: return BTD_ERR_PERM;
-	case ENOSPC: case EDQUOT: case EFBIG: return BTD_ERR_NOSPC;
-	case ENOMEM: return BTD_ERR_NOMEM;
-	default: return BTD_ERR_IO;
-	}
-}
-
 /* THE DESCRIPTOR.  Once the pool is mapped its descriptor is closed: a
  * program must see only the descriptors it opened (an extra one shows in
  * /proc/self/fd, and closefrom() in a daemon could close it and hand its
@@ -167,11 +129,11 @@ static int pool_reopen(struct pool *p)
 	int fd = open(p->path, O_RDWR | O_CLOEXEC);
 
 	if (fd < 0)
-		return pool_error(errno_status(errno), "cannot reopen pool %s to grow it: %s",
-				  p->path, errtext(errno));
+		return err_set(err_status(errno), "cannot reopen pool %s to grow it: %s",
+				  p->path, err_text(errno));
 	if (fstat(fd, &st) || st.st_dev != p->dev || st.st_ino != p->ino) {
 		close(fd);
-		return pool_error(BTD_ERR_IO, "pool %s was replaced or removed while in use: "
+		return err_set(BTD_ERR_IO, "pool %s was replaced or removed while in use: "
 				  "the heap cannot grow; leave pool files alone while they are open",
 				  p->path);
 	}
@@ -197,9 +159,9 @@ static int back(struct pool *p, size_t off, size_t len)
 		return 0;
 	if (errno == EOPNOTSUPP) /* no fallocate here: write zeros is not safe either */
 		return 0;
-	return pool_error(errno_status(errno), "cannot grow pool %s to hold %zu more bytes (%s): "
+	return err_set(err_status(errno), "cannot grow pool %s to hold %zu more bytes (%s): "
 			  "free space on its file system, or set BTD_POOL to a larger one",
-			  p->path, len, errtext(errno));
+			  p->path, len, err_text(errno));
 }
 
 void pool_set_private(int on)
@@ -228,8 +190,8 @@ int pool_punch(struct pool *p, size_t page, size_t n)
 			      (off_t)(n * POOL_PAGE))) && errno == EINTR)
 		;
 	if (r && errno != EOPNOTSUPP)
-		return pool_error(errno_status(errno), "cannot give %zu free pages of pool %s "
-				  "back to the file system: %s", n, p->path, errtext(errno));
+		return err_set(err_status(errno), "cannot give %zu free pages of pool %s "
+				  "back to the file system: %s", n, p->path, err_text(errno));
 	return 0;
 }
 
@@ -274,7 +236,7 @@ int pool_grow(struct pool *p, size_t top)
 		if (want > p->npages)
 			want = p->npages;
 		if (top > p->npages) {
-			ret = pool_error(BTD_ERR_NOMEM, "pool %s is full (%zu MiB of data): "
+			ret = err_set(BTD_ERR_NOMEM, "pool %s is full (%zu MiB of data): "
 					 "set BTD_POOL_SIZE larger when creating it",
 					 p->path, p->npages * POOL_PAGE >> 20);
 		} else if (p->private_view) {
@@ -498,8 +460,8 @@ static int lock_file(struct pool *p, int fd)
 		if (!flock(fd, how | LOCK_NB))
 			return 0;
 		if (errno != EWOULDBLOCK)
-			return pool_error(BTD_ERR_IO, "cannot lock pool %s: %s", p->path,
-					  errtext(errno));
+			return err_set(BTD_ERR_IO, "cannot lock pool %s: %s", p->path,
+					  err_text(errno));
 		struct pool_header h;
 		struct stat st;
 
@@ -514,10 +476,10 @@ static int lock_file(struct pool *p, int fd)
 		nanosleep(&ts, NULL);
 	}
 	if (pid)
-		return pool_error(BTD_ERR_BUSY, "pool %s is open in another process (pid %ld%s%s): "
+		return err_set(BTD_ERR_BUSY, "pool %s is open in another process (pid %ld%s%s): "
 				  "one process per pool; give this one its own BTD_POOL",
 				  p->path, pid, *name ? ", " : "", name);
-	return pool_error(BTD_ERR_BUSY, "pool %s is locked by a process that is going away "
+	return err_set(BTD_ERR_BUSY, "pool %s is locked by a process that is going away "
 			  "or cannot be seen here; try again, or give this one its own BTD_POOL",
 			  p->path);
 }
@@ -529,13 +491,13 @@ static int create(struct pool *p, const char *path, size_t size)
 
 	memset(&h, 0, sizeof(h));
 	if (pool_layout(size, &h))
-		return pool_error(BTD_ERR_INVAL, "pool size %zu is too small: use at least 2M", size);
+		return err_set(BTD_ERR_INVAL, "pool size %zu is too small: use at least 2M", size);
 	memcpy(h.magic, POOL_MAGIC, 8);
 	h.major = POOL_FORMAT_MAJOR;
 	h.minor = POOL_FORMAT_MINOR;
 	h.header_size = sizeof(h);
 	if (getrandom(h.uuid, sizeof(h.uuid), 0) != sizeof(h.uuid))
-		return pool_error(BTD_ERR_IO, "getrandom failed: %s", errtext(errno));
+		return err_set(BTD_ERR_IO, "getrandom failed: %s", err_text(errno));
 	h.created = (uint64_t)time(NULL);
 	h.clean = 1; /* nothing in it yet; pool_open marks it open */
 
@@ -546,14 +508,14 @@ static int create(struct pool *p, const char *path, size_t size)
 	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 
 	if (fd < 0)
-		return pool_error(errno_status(errno), "cannot create pool %s: %s", path,
-				  errtext(errno));
+		return err_set(err_status(errno), "cannot create pool %s: %s", path,
+				  err_text(errno));
 	p->fd = fd;
 	int ret = lock_file(p, fd);
 
 	if (!ret && ftruncate(fd, (off_t)size))
-		ret = pool_error(errno_status(errno), "cannot size pool %s to %zu bytes: %s",
-				 path, size, errtext(errno));
+		ret = err_set(err_status(errno), "cannot size pool %s to %zu bytes: %s",
+				 path, size, err_text(errno));
 	if (!ret)
 		ret = back(p, 0, POOL_ROOTS_OFF + POOL_ROOTS_MAX * sizeof(struct pool_root));
 	if (!ret) {
@@ -571,7 +533,7 @@ static int create(struct pool *p, const char *path, size_t size)
 				break;
 		}
 		if (mapped)
-			ret = pool_error(BTD_ERR_ADDR, "no free address range of %zu bytes for pool %s: "
+			ret = err_set(BTD_ERR_ADDR, "no free address range of %zu bytes for pool %s: "
 					 "use a smaller BTD_POOL_SIZE", size, path);
 	}
 	if (!ret) {
@@ -585,12 +547,12 @@ static int create(struct pool *p, const char *path, size_t size)
 		pool_header_write(p);
 		pool_header_write(p);
 		if (fsync(fd))
-			ret = pool_error(BTD_ERR_IO, "cannot sync new pool %s: %s", path,
-					 errtext(errno));
+			ret = err_set(BTD_ERR_IO, "cannot sync new pool %s: %s", path,
+					 err_text(errno));
 	}
 	if (!ret && renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE)) {
-		ret = pool_error(errno == EEXIST ? BTD_ERR_BUSY : errno_status(errno),
-				 "cannot create pool %s: %s", path, errtext(errno));
+		ret = err_set(errno == EEXIST ? BTD_ERR_BUSY : err_status(errno),
+				 "cannot create pool %s: %s", path, err_text(errno));
 	}
 	if (!ret) {
 		pool_release_fd(p);
@@ -633,16 +595,16 @@ static int validate(struct pool *p, const struct stat *st, struct pool_header *o
 	int i = pool_read_header(p->fd, out, &p->bad_header_copy);
 
 	if (i == BTD_ERR_NOENT)
-		return pool_error(BTD_ERR_FORMAT, "%s is not a btd pool (no pool magic): "
+		return err_set(BTD_ERR_FORMAT, "%s is not a btd pool (no pool magic): "
 				  "point BTD_POOL at a pool file or at a path that does not exist yet",
 				  p->path);
 	if (i < 0)
-		return pool_error(BTD_ERR_FORMAT, "pool %s is corrupt (both header copies fail "
+		return err_set(BTD_ERR_FORMAT, "pool %s is corrupt (both header copies fail "
 				  "their checksum): restore it from a replica or a backup; "
 				  "the file was left as it is", p->path);
 	p->hdr_slot = (unsigned)i;
 	if (out->major != POOL_FORMAT_MAJOR)
-		return pool_error(BTD_ERR_VERSION, "pool %s has format %u.%u; this btd reads %u.x: "
+		return err_set(BTD_ERR_VERSION, "pool %s has format %u.%u; this btd reads %u.x: "
 				  "open it with a matching btd", p->path, out->major, out->minor,
 				  POOL_FORMAT_MAJOR);
 	struct pool_header lay = *out;
@@ -652,10 +614,10 @@ static int validate(struct pool *p, const struct stat *st, struct pool_header *o
 	    lay.data_off != out->data_off || lay.npages != out->npages ||
 	    out->heap_top > out->npages || out->base % POOL_PAGE ||
 	    out->base < POOL_PAGE || out->base + out->size < out->base)
-		return pool_error(BTD_ERR_FORMAT, "pool %s has an inconsistent header: restore it "
+		return err_set(BTD_ERR_FORMAT, "pool %s has an inconsistent header: restore it "
 				  "from a replica or a backup; the file was left as it is", p->path);
 	if ((uint64_t)st->st_size != out->size)
-		return pool_error(BTD_ERR_FORMAT, "pool %s is %lld bytes but its header says %llu: "
+		return err_set(BTD_ERR_FORMAT, "pool %s is %lld bytes but its header says %llu: "
 				  "truncated or extended by something else; restore it from a backup",
 				  p->path, (long long)st->st_size, (unsigned long long)out->size);
 	return 0;
@@ -670,18 +632,18 @@ static int open_existing(struct pool *p)
 		int e = errno;
 
 		if (e == EISDIR)
-			return pool_error(BTD_ERR_FORMAT, "%s is a directory, not a pool: set BTD_POOL "
+			return err_set(BTD_ERR_FORMAT, "%s is a directory, not a pool: set BTD_POOL "
 					  "to a file path", p->path);
-		return pool_error(errno_status(e), "cannot open pool %s: %s%s", p->path, errtext(e),
+		return err_set(err_status(e), "cannot open pool %s: %s%s", p->path, err_text(e),
 				  e == EACCES ? ": fix its permissions or choose another BTD_POOL" : "");
 	}
 	p->fd = fd;
 	int ret = 0;
 
 	if (fstat(fd, &st))
-		ret = pool_error(BTD_ERR_IO, "cannot stat pool %s: %s", p->path, errtext(errno));
+		ret = err_set(BTD_ERR_IO, "cannot stat pool %s: %s", p->path, err_text(errno));
 	else if (!S_ISREG(st.st_mode))
-		ret = pool_error(BTD_ERR_FORMAT, "%s is not a regular file, so not a pool: set "
+		ret = err_set(BTD_ERR_FORMAT, "%s is not a regular file, so not a pool: set "
 				 "BTD_POOL to a file path", p->path);
 	if (!ret)
 		ret = lock_file(p, fd);
@@ -694,13 +656,13 @@ static int open_existing(struct pool *p)
 		int m = map_at(p, (uintptr_t)h.base, h.size);
 
 		if (m == -1)
-			ret = pool_error(BTD_ERR_ADDR, "pool %s must be mapped at %p, but that range "
+			ret = err_set(BTD_ERR_ADDR, "pool %s must be mapped at %p, but that range "
 					 "is taken in this process: open the pool earlier (before "
 					 "large mappings), or copy its data into a new pool",
 					 p->path, (void *)(uintptr_t)h.base);
 		else if (m == -2)
-			ret = pool_error(errno_status(errno), "cannot map pool %s: %s", p->path,
-					 errtext(errno));
+			ret = err_set(err_status(errno), "cannot map pool %s: %s", p->path,
+					 err_text(errno));
 	}
 	if (ret) {
 		close(fd);
@@ -726,7 +688,7 @@ int pool_open(struct pool *p, const char *path, size_t size, int create_ok)
 	create_ok &= !open_private;
 	pthread_mutex_init(&p->grow_lock, NULL);
 	if (strlen(path) >= sizeof(p->path) - 16)
-		return pool_error(BTD_ERR_INVAL, "pool path is too long: %.40s...", path);
+		return err_set(BTD_ERR_INVAL, "pool path is too long: %.40s...", path);
 	strcpy(p->path, path);
 
 	int ret = open_existing(p);
@@ -804,8 +766,8 @@ int pool_reset(struct pool *p)
 		memset(p->bitmap, 0, p->heap_top * POOL_PAGE / POOL_GRANULE / 8);
 	} else if (!ret && fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
 				     (off_t)(p->size - off))) {
-		ret = pool_error(errno_status(errno), "cannot reset pool %s: %s", p->path,
-				 errtext(errno));
+		ret = err_set(err_status(errno), "cannot reset pool %s: %s", p->path,
+				 err_text(errno));
 	}
 	pool_release_fd(p);
 	if (ret)
@@ -855,11 +817,11 @@ int pool_default_path(char *buf, size_t n, const char *program, unsigned instanc
 
 	log_format(dir, sizeof(dir), "/dev/shm/btd-%u", (unsigned)getuid());
 	if (mkdir(dir, 0700) && errno != EEXIST)
-		return pool_error(errno_status(errno), "cannot create %s for the default pool: %s; "
-				  "set BTD_POOL", dir, errtext(errno));
+		return err_set(err_status(errno), "cannot create %s for the default pool: %s; "
+				  "set BTD_POOL", dir, err_text(errno));
 	if (lstat(dir, &st) || !S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
 	    (st.st_mode & 022))
-		return pool_error(BTD_ERR_PERM, "%s is not a private directory of this user: "
+		return err_set(BTD_ERR_PERM, "%s is not a private directory of this user: "
 				  "remove it, or set BTD_POOL", dir);
 	if (instance)
 		log_format(buf, n, "%s/%s.%u.pool", dir, program, instance);

@@ -126,10 +126,6 @@ int pool_read_header(int fd, struct pool_header *out, int *bad_copy);
  * private to the user).  BTD_OK or a btd_status. */
 int pool_default_path(char *buf, size_t n, const char *program, unsigned instance);
 
-/* The last error of this thread (also btd_last_error). */
-int pool_error(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-const char *pool_last_error(void);
-
 static inline size_t pool_page_of(const struct pool *p, const void *addr)
 {
 	return (size_t)((const char *)addr - p->data) / POOL_PAGE;

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../common/error.h"
 #include "../common/log.h"
 #include "btd.h"
 #include "heap_int.h"
@@ -41,12 +42,12 @@ int roots_set(const char *name, const void *p)
 	size_t len = name ? strlen(name) : 0;
 
 	if (!heap.open)
-		return pool_error(BTD_ERR_NOENT, "btd_root_set(%s): no pool is open", name);
+		return err_set(BTD_ERR_NOENT, "btd_root_set(%s): no pool is open", name);
 	if (len == 0 || len > POOL_ROOT_NAME_MAX)
-		return pool_error(BTD_ERR_INVAL, "btd_root_set: a root name has 1 to %u bytes",
+		return err_set(BTD_ERR_INVAL, "btd_root_set: a root name has 1 to %u bytes",
 				  POOL_ROOT_NAME_MAX);
 	if (p && !pool_contains(&heap.pool, p))
-		return pool_error(BTD_ERR_INVAL, "btd_root_set(%s, %p): not a pointer into the "
+		return err_set(BTD_ERR_INVAL, "btd_root_set(%s, %p): not a pointer into the "
 				  "persistent heap", name, p);
 	uint64_t tag = ROOT_TAG(root_name_hash(name));
 	uint64_t word = root_word(tag, (uintptr_t)p);
@@ -66,7 +67,7 @@ int roots_set(const char *name, const void *p)
 			if (!heap.pool.roots[i].tag)
 				r = &heap.pool.roots[i];
 		if (!r) {
-			ret = pool_error(BTD_ERR_NOMEM, "btd_root_set(%s): all %u roots are in use",
+			ret = err_set(BTD_ERR_NOMEM, "btd_root_set(%s): all %u roots are in use",
 					 name, POOL_ROOTS_MAX);
 		} else {
 			memset(r->name, 0, sizeof(r->name));

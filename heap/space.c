@@ -59,6 +59,7 @@
 
 #include "btd.h"
 #include "heap.h"
+#include "../common/error.h"
 #include "heap_int.h"
 
 /* A page is given back between one and two periods after its free. */
@@ -159,7 +160,7 @@ int space_init(size_t npages)
 
 		if (m == MAP_FAILED) {
 			space_fini();
-			return pool_error(BTD_ERR_NOMEM, "cannot map the heap's page bitmaps "
+			return err_set(BTD_ERR_NOMEM, "cannot map the heap's page bitmaps "
 					  "(%zu pages)", npages);
 		}
 		*maps[i] = m;

@@ -42,6 +42,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "../common/error.h"
 #include "../common/log.h"
 #include "../heap/heap_int.h"
 #include "../heap/pmem.h"
@@ -239,7 +240,7 @@ static int mark_from(const uint64_t *v, size_t n, int roots)
 	}
 	if (st.v)
 		munmap(st.v, st.cap * sizeof(*st.v));
-	return ret ? pool_error(BTD_ERR_NOMEM, "out of memory for the recovery GC's mark stack") : 0;
+	return ret ? err_set(BTD_ERR_NOMEM, "out of memory for the recovery GC's mark stack") : 0;
 }
 
 static int mark_all(void)
@@ -625,7 +626,7 @@ static void count_reclaimed(const uint64_t *before, struct heap_open_info *info)
 static int stop(const char *what)
 {
 	report.stopped = 1;
-	return pool_error(BTD_ERR_FORMAT, "pool %s is damaged: %s; recovery stopped and left it "
+	return err_set(BTD_ERR_FORMAT, "pool %s is damaged: %s; recovery stopped and left it "
 			  "as it was: run `btd check --repair %s`", heap.pool.path, what,
 			  heap.pool.path);
 }
@@ -717,7 +718,7 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 		      (gc == GC_AUTO && (p->was_dirty || report.meta_mismatch || p->clean_collect));
 
 	if (walk())
-		return pool_error(BTD_ERR_NOMEM, "out of memory while opening pool %s", p->path);
+		return err_set(BTD_ERR_NOMEM, "out of memory while opening pool %s", p->path);
 	if (report.suspicious && !collect && gc != GC_NEVER) {
 		/* A clean pool, yet descriptors fail their checks: it is not what
 		 * its close left; recover it as after a crash. */
@@ -737,7 +738,7 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 		info->collected = 1;
 		before = scratch(bitmap_bytes + 8);
 		if (!before)
-			return pool_error(BTD_ERR_NOMEM, "out of memory while recovering pool %s",
+			return err_set(BTD_ERR_NOMEM, "out of memory while recovering pool %s",
 					  p->path);
 		memcpy(before, p->bitmap, bitmap_bytes);
 		memset(p->bitmap, 0, bitmap_bytes);
@@ -754,7 +755,7 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 				uint64_t *again = scratch(nwild * sizeof(*again) + 8);
 
 				if (!again) {
-					ret = pool_error(BTD_ERR_NOMEM, "out of memory while "
+					ret = err_set(BTD_ERR_NOMEM, "out of memory while "
 							 "repairing pool %s", p->path);
 					break;
 				}
@@ -767,14 +768,14 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 			}
 			found_bits = NULL;
 			if (!ret && report.wild)
-				ret = pool_error(BTD_ERR_FORMAT, "pool %s: reachable pointers still lead "
+				ret = err_set(BTD_ERR_FORMAT, "pool %s: reachable pointers still lead "
 						 "into free pages after restoring %llu runs",
 						 p->path, (unsigned long long)report.restored_runs);
 			report.wild = first_wild; /* what was found, for the report */
 			report.wild_first = first_at;
 			report.restart = 1;
 			if (!ret)
-				ret = pool_error(BTD_ERR_FORMAT, "pool %s: runs restored; open it again",
+				ret = err_set(BTD_ERR_FORMAT, "pool %s: runs restored; open it again",
 						 p->path);
 		} else if (!ret && report.wild && mode == RECOVER_OPEN) {
 			log_format(what, sizeof(what), "%llu reachable pointers lead into pages no "
