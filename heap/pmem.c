@@ -18,10 +18,8 @@
 #include <sys/auxv.h>
 
 static struct {
-	void (*persist)(const void *p, size_t n);
 	void (*flush)(const void *p, size_t n);
 	void (*drain)(void);
-	void *(*memcpy_persist)(void *dst, const void *src, size_t n);
 	int (*is_pmem)(const void *p, size_t n);
 } lib;
 
@@ -37,15 +35,12 @@ int pmem_load(const char **why)
 		*why = dlerror();
 		return -1;
 	}
-	*(void **)&lib.persist = dlsym(h, "pmem_persist");
 	*(void **)&lib.flush = dlsym(h, "pmem_flush");
 	*(void **)&lib.drain = dlsym(h, "pmem_drain");
-	*(void **)&lib.memcpy_persist = dlsym(h, "pmem_memcpy_persist");
 	void *is_pmem = dlsym(h, "pmem_is_pmem");
 
-	if (!lib.persist || !lib.flush || !lib.drain || !lib.memcpy_persist || !is_pmem) {
-		*why = "libpmem.so.1 lacks pmem_persist, pmem_flush, pmem_drain, "
-		       "pmem_memcpy_persist or pmem_is_pmem";
+	if (!lib.flush || !lib.drain || !is_pmem) {
+		*why = "libpmem.so.1 lacks pmem_flush, pmem_drain or pmem_is_pmem";
 		return -1;
 	}
 	__atomic_store_n((void **)&lib.is_pmem, is_pmem, __ATOMIC_RELEASE); /* last */
@@ -53,103 +48,150 @@ int pmem_load(const char **why)
 	return 0;
 }
 
-static void cpu_persist(const void *p, size_t n)
+static void cpu_flush(void *ctx, const void *p, size_t n)
 {
-	lib.persist(p, n);
-}
-
-static void cpu_flush(const void *p, size_t n)
-{
+	(void)ctx;
 	lib.flush(p, n);
 }
 
-static void cpu_drain(void)
+static void cpu_drain(void *ctx)
 {
+	(void)ctx;
 	lib.drain();
 }
 
-static void *cpu_memcpy_persist(void *dst, const void *src, size_t n)
+static void *cpu_memcpy_flush(void *ctx, void *dst, const void *src, size_t n)
 {
-	return lib.memcpy_persist(dst, src, n);
+	(void)ctx;
+	memcpy(dst, src, n);
+	lib.flush(dst, n);
+	return dst;
 }
 
-/* msync(2) of the pages that hold [p, p+n). */
-static void msync_persist(const void *p, size_t n)
+/* msync(2) of the pages that hold [p, p+n): on a file mapping a flush is
+ * already durable when it returns, and a drain has nothing to wait for. */
+static void msync_flush(void *ctx, const void *p, size_t n)
 {
 	uintptr_t page = getauxval(AT_PAGESZ);
 	uintptr_t lo = (uintptr_t)p & ~(page - 1);
 
+	(void)ctx;
 	msync((void *)lo, (uintptr_t)p + n - lo, MS_SYNC);
 }
 
-static void msync_drain(void)
+static void no_drain(void *ctx)
 {
+	(void)ctx;
 }
 
-static void *msync_memcpy_persist(void *dst, const void *src, size_t n)
+static void *msync_memcpy_flush(void *ctx, void *dst, const void *src, size_t n)
 {
 	memcpy(dst, src, n);
-	msync_persist(dst, n);
+	msync_flush(ctx, dst, n);
 	return dst;
 }
 
 static const struct pmem_ops cpu_ops = {
-	"cpu", cpu_persist, cpu_flush, cpu_drain, cpu_memcpy_persist,
+	"cpu", cpu_flush, cpu_drain, cpu_memcpy_flush,
 };
 
-/* A flush on a file mapping is the same msync as a persist. */
 static const struct pmem_ops msync_ops = {
-	"msync", msync_persist, msync_persist, msync_drain, msync_memcpy_persist,
+	"msync", msync_flush, no_drain, msync_memcpy_flush,
 };
 
-static void none_range(const void *p, size_t n)
+static void none_flush(void *ctx, const void *p, size_t n)
 {
+	(void)ctx;
 	(void)p;
 	(void)n;
 }
 
-static void *none_memcpy(void *dst, const void *src, size_t n)
+static void *none_memcpy(void *ctx, void *dst, const void *src, size_t n)
 {
+	(void)ctx;
 	return memcpy(dst, src, n);
 }
 
-const struct pmem_ops pmem_none_ops = {
-	"none", none_range, none_range, msync_drain, none_memcpy,
+static const struct pmem_ops none_ops = {
+	"none", none_flush, no_drain, none_memcpy,
 };
 
-static const struct pmem_ops *ops = &msync_ops;
+static struct pmem_backend chosen = { &msync_ops, NULL }; /* by pmem_select */
+static struct pmem_backend cur = { &msync_ops, NULL };    /* chosen, maybe wrapped */
+static struct pmem_backend (*wrapper)(struct pmem_backend inner);
 static struct pmem_counts counts;
+
+static void install(struct pmem_backend b)
+{
+	chosen = b;
+	cur = wrapper ? wrapper(b) : b;
+}
 
 /* pmem_is_pmem honours PMEM_IS_PMEM_FORCE=1 (emulation on tmpfs). */
 void pmem_select(void *base, size_t len, int map_sync)
 {
 	int loaded = __atomic_load_n(&lib.is_pmem, __ATOMIC_ACQUIRE) != NULL;
+	struct pmem_backend b = { &msync_ops, NULL };
 
-	ops = loaded && (map_sync || lib.is_pmem(base, len)) ? &cpu_ops : &msync_ops;
+	if (loaded && (map_sync || lib.is_pmem(base, len)))
+		b.ops = &cpu_ops;
+	install(b);
 }
 
-void pmem_use(const struct pmem_ops *o)
+void pmem_select_none(void)
 {
-	ops = o;
+	install((struct pmem_backend){ &none_ops, NULL });
+}
+
+struct pmem_backend pmem_backend(void)
+{
+	return cur;
+}
+
+void pmem_wrap(struct pmem_backend (*wrap)(struct pmem_backend inner))
+{
+	wrapper = wrap;
+	install(chosen);
+}
+
+void pmem_flush_why(const void *p, size_t n, enum pmem_why why)
+{
+	__atomic_fetch_add(&counts.flushes[why], 1, __ATOMIC_RELAXED);
+	cur.ops->flush(cur.ctx, p, n);
+}
+
+void pmem_drain_why(enum pmem_why why)
+{
+	__atomic_fetch_add(&counts.drains[why], 1, __ATOMIC_RELAXED);
+	cur.ops->drain(cur.ctx);
 }
 
 void pmem_persist_why(const void *p, size_t n, enum pmem_why why)
 {
-	__atomic_fetch_add(&counts.persists[why], 1, __ATOMIC_RELAXED);
-	ops->persist(p, n);
+	pmem_flush_why(p, n, why);
+	pmem_drain_why(why);
+}
+
+void *pmem_copy_flush(void *dst, const void *src, size_t n, enum pmem_why why)
+{
+	__atomic_fetch_add(&counts.flushes[why], 1, __ATOMIC_RELAXED);
+	return cur.ops->memcpy_flush(cur.ctx, dst, src, n);
 }
 
 void *pmem_copy_persist(void *dst, const void *src, size_t n, enum pmem_why why)
 {
-	__atomic_fetch_add(&counts.persists[why], 1, __ATOMIC_RELAXED);
-	return ops->memcpy_persist(dst, src, n);
+	pmem_copy_flush(dst, src, n, why);
+	pmem_drain_why(why);
+	return dst;
 }
 
 struct pmem_counts pmem_counts(void)
 {
 	struct pmem_counts c;
 
-	for (unsigned i = 0; i < PMEM_WHY_COUNT; i++)
-		c.persists[i] = __atomic_load_n(&counts.persists[i], __ATOMIC_RELAXED);
+	for (unsigned i = 0; i < PMEM_WHY_COUNT; i++) {
+		c.flushes[i] = __atomic_load_n(&counts.flushes[i], __ATOMIC_RELAXED);
+		c.drains[i] = __atomic_load_n(&counts.drains[i], __ATOMIC_RELAXED);
+	}
 	return c;
 }

@@ -1,15 +1,26 @@
-/* pmem.h: every flush, fence and persistent copy of the heap goes through
- * this table.
+/* pmem.h: the durability seam -- every flush, fence and persistent copy of
+ * the pool goes through one ops table with a context.
  *
- * Two backends: "cpu" for real persistent memory (a DAX mapping, or
+ * Three verbs, as in PMDK's pmem_ops:
+ *   flush(p, n)   write [p, p+n) back without waiting
+ *   drain()       wait until everything flushed is durable: a durability
+ *                 point (a fence on pmem, nothing more for msync, and for a
+ *                 replicating backend the moment the changed ranges are
+ *                 durable on the replicas too)
+ *   persist(p, n) flush + drain
+ * A metadata update that needs several ranges durable together flushes
+ * each and drains once.
+ *
+ * Backends: "cpu" for real persistent memory (a DAX mapping, or
  * PMEM_IS_PMEM_FORCE=1 to emulate it), where libpmem flushes cache lines
  * with clwb/clflushopt and fences with sfence; "msync" for anything else
- * (tmpfs, disk), where persisting a range is msync(2) of its pages.
- * pmem_use() installs another table: the seam for a crash-simulating
- * backend that drops unflushed ranges (the crash tests of today kill real
- * processes instead).  A persist is one flush of the range and one fence;
- * counting persists per caller kind makes invariant 3 (no flush on the
- * small-object fast path) visible in the stats. */
+ * (tmpfs, disk), where flushing a range is msync(2) of its pages and a
+ * drain is free; "none" for a private view no flush may reach.  A backend
+ * can wrap the one it replaces (pmem_backend() returns it): the crash-
+ * simulating backend of the test builds, and replication to memory nodes,
+ * are such decorators.  Counting flushes and drains per caller kind makes
+ * invariant 3 (no flush on the small-object fast path) visible in the
+ * stats, and gives the cost of a transaction in fences. */
 #ifndef BTD_HEAP_PMEM_H
 #define BTD_HEAP_PMEM_H
 
@@ -24,22 +35,27 @@ enum pmem_why {
 	PMEM_WHY_USER,     /* btd_persist, btd_memcpy, ... */
 	PMEM_WHY_CLOSE,    /* clean close: bitmap and metadata */
 	PMEM_WHY_RECOVERY, /* recovery GC */
+	PMEM_WHY_TX,       /* transaction logs and commits */
 	PMEM_WHY_COUNT
 };
 
 struct pmem_ops {
 	const char *name;
-	/* Make [p, p+n) durable: flush and fence. */
-	void (*persist)(const void *p, size_t n);
-	/* Write back [p, p+n) without waiting; drain() waits for all. */
-	void (*flush)(const void *p, size_t n);
-	void (*drain)(void);
-	/* memcpy, then persist the destination. */
-	void *(*memcpy_persist)(void *dst, const void *src, size_t n);
+	void (*flush)(void *ctx, const void *p, size_t n);
+	void (*drain)(void *ctx);
+	/* memcpy, then flush the destination (no drain). */
+	void *(*memcpy_flush)(void *ctx, void *dst, const void *src, size_t n);
+};
+
+/* A backend: its table and the context every member receives. */
+struct pmem_backend {
+	const struct pmem_ops *ops;
+	void *ctx;
 };
 
 struct pmem_counts {
-	uint64_t persists[PMEM_WHY_COUNT]; /* each: flush the range, then fence */
+	uint64_t flushes[PMEM_WHY_COUNT]; /* ranges flushed */
+	uint64_t drains[PMEM_WHY_COUNT];  /* durability points (fences) */
 };
 
 /* Load libpmem (once).  0, or -1 with the reason in *why.  Never from
@@ -47,17 +63,26 @@ struct pmem_counts {
 int pmem_load(const char **why);
 
 /* Choose the backend for a mapping: "cpu" when libpmem is loaded and the
- * mapping is pmem (MAP_SYNC, or PMEM_IS_PMEM_FORCE=1), "msync" otherwise. */
+ * mapping is pmem (MAP_SYNC, or PMEM_IS_PMEM_FORCE=1), "msync" otherwise.
+ * A decorator installed with pmem_wrap stays on top of the choice. */
 void pmem_select(void *base, size_t len, int map_sync);
 
-/* A backend that writes nothing back: for a private (copy-on-write) view
- * of a pool, which no flush may reach (the read-only `btd check`). */
-extern const struct pmem_ops pmem_none_ops;
+/* The backend that writes nothing back: for a private (copy-on-write) view
+ * of a pool (the read-only `btd check`). */
+void pmem_select_none(void);
 
-/* Install a backend explicitly (a test's). */
-void pmem_use(const struct pmem_ops *ops);
+/* The backend in use. */
+struct pmem_backend pmem_backend(void);
 
-void pmem_persist_why(const void *p, size_t n, enum pmem_why why);
+/* Install a decorator over the backends pmem_select chooses: `wrap` is
+ * called with the chosen backend each time one is chosen (and at once,
+ * with the current one) and returns the backend to use.  NULL removes it. */
+void pmem_wrap(struct pmem_backend (*wrap)(struct pmem_backend inner));
+
+void pmem_flush_why(const void *p, size_t n, enum pmem_why why);
+void pmem_drain_why(enum pmem_why why);
+void pmem_persist_why(const void *p, size_t n, enum pmem_why why);    /* flush + drain */
+void *pmem_copy_flush(void *dst, const void *src, size_t n, enum pmem_why why);
 void *pmem_copy_persist(void *dst, const void *src, size_t n, enum pmem_why why);
 
 struct pmem_counts pmem_counts(void);

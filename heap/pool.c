@@ -319,7 +319,7 @@ static void attach(struct pool *p)
 	p->npages = p->hdr.npages;
 	p->heap_top = p->hdr.heap_top;
 	if (p->private_view)
-		pmem_use(&pmem_none_ops);
+		pmem_select_none();
 	else
 		pmem_select(p->base, p->size, p->map_sync);
 }

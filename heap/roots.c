@@ -121,9 +121,11 @@ unsigned roots_damaged(int clear, unsigned *first)
 			*first = i;
 		if (clear) {
 			__atomic_store_n(&r->tag, 0, __ATOMIC_RELEASE);
-			pmem_persist_why(&r->tag, sizeof(r->tag), PMEM_WHY_ROOT);
+			pmem_flush_why(&r->tag, sizeof(r->tag), PMEM_WHY_ROOT);
 		}
 	}
+	if (clear && n)
+		pmem_drain_why(PMEM_WHY_ROOT);
 	return n;
 }
 
@@ -139,9 +141,10 @@ void roots_upgrade(void)
 
 		if (a && r->ptr != root_word(r->tag, a)) {
 			__atomic_store_n(&r->ptr, root_word(r->tag, a), __ATOMIC_RELEASE);
-			pmem_persist_why(&r->ptr, sizeof(r->ptr), PMEM_WHY_ROOT);
+			pmem_flush_why(&r->ptr, sizeof(r->ptr), PMEM_WHY_ROOT);
 		}
 	}
+	pmem_drain_why(PMEM_WHY_ROOT); /* the roots, before the header says 1.1 */
 	p->hdr.minor = 1;
 	pool_header_write(p);
 	log_msg(LOG_INFO, "pool %s: format 1.0 upgraded to 1.1 (checked roots)", p->path);

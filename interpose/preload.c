@@ -56,7 +56,7 @@ static void write_heap_stats(int fd)
 	const struct heap_open_info *o = &c->open;
 	struct pmem_counts pc = pmem_counts();
 	static const char *const why[] = { "header", "roots", "descriptors", "btd_persist",
-					   "close", "recovery" };
+					   "close", "recovery", "transactions" };
 
 	if (!heap_is_open()) {
 		/* Why there is none: BTD_POOL_PROGRAM, the process tree, or a
@@ -80,10 +80,12 @@ static void write_heap_stats(int fd)
 		       (unsigned long long)o->kept_blocks, (unsigned long long)o->kept_bytes,
 		       (unsigned long long)o->freed_blocks, (unsigned long long)o->freed_bytes,
 		       (unsigned long long)(o->gc_ns / 1000));
+	_Static_assert(BTD_ARRAY_SIZE(why) == PMEM_WHY_COUNT, "a name for every pmem_why");
 	for (unsigned w = 0; w < PMEM_WHY_COUNT; w++)
-		if (pc.persists[w])
-			log_fd(fd, "btd:   persists for %-12s %14llu (a flush and a fence each)",
-			       why[w], (unsigned long long)pc.persists[w]);
+		if (pc.flushes[w] || pc.drains[w])
+			log_fd(fd, "btd:   flushes for %-12s %14llu, drains %llu",
+			       why[w], (unsigned long long)pc.flushes[w],
+			       (unsigned long long)pc.drains[w]);
 	if (c->heap_full || c->heap_too_big)
 		log_fd(fd, "btd:   served by jemalloc: %lu allocations the pool refused (full), "
 		       "%lu larger than the whole pool", c->heap_full, c->heap_too_big);

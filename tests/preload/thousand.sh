@@ -32,7 +32,7 @@ env LD_PRELOAD="$lib" BTD_POLICY=all BTD_POOL="$pool" BTD_STATS="$tmp/stats.txt"
 	fail "the run after a crash failed"
 grep -q '^btd:   pool: opened dirty, rootless: reset$' "$tmp/stats.txt" ||
 	fail "the report does not show the reset: $(grep pool: "$tmp/stats.txt")"
-grep -qE '^btd:   persists for descriptors +[1-9][0-9]* \(a flush and a fence each\)$' "$tmp/stats.txt" ||
+grep -qE '^btd:   flushes for descriptors +[1-9][0-9]*, drains [1-9][0-9]*$' "$tmp/stats.txt" ||
 	fail "the report shows no descriptor persists: $(grep persists "$tmp/stats.txt")"
 
 # btd info on a truncated pool: a message, not a SIGBUS.
