@@ -118,13 +118,17 @@ static const struct pmem_ops none_ops = {
 
 static struct pmem_backend chosen = { &msync_ops, NULL }; /* by pmem_select */
 static struct pmem_backend cur = { &msync_ops, NULL };    /* chosen, maybe wrapped */
-static struct pmem_backend (*wrapper)(struct pmem_backend inner);
+static pmem_wrapper wrapper;
+static void *chosen_base;
+static size_t chosen_len;
 static struct pmem_counts counts;
 
-static void install(struct pmem_backend b)
+static void install(struct pmem_backend b, void *base, size_t len)
 {
 	chosen = b;
-	cur = wrapper ? wrapper(b) : b;
+	chosen_base = base;
+	chosen_len = len;
+	cur = wrapper ? wrapper(b, base, len) : b;
 }
 
 /* pmem_is_pmem honours PMEM_IS_PMEM_FORCE=1 (emulation on tmpfs). */
@@ -135,12 +139,12 @@ void pmem_select(void *base, size_t len, int map_sync)
 
 	if (loaded && (map_sync || lib.is_pmem(base, len)))
 		b.ops = &cpu_ops;
-	install(b);
+	install(b, base, len);
 }
 
 void pmem_select_none(void)
 {
-	install((struct pmem_backend){ &none_ops, NULL });
+	install((struct pmem_backend){ &none_ops, NULL }, NULL, 0);
 }
 
 struct pmem_backend pmem_backend(void)
@@ -148,10 +152,10 @@ struct pmem_backend pmem_backend(void)
 	return cur;
 }
 
-void pmem_wrap(struct pmem_backend (*wrap)(struct pmem_backend inner))
+void pmem_wrap(pmem_wrapper wrap)
 {
 	wrapper = wrap;
-	install(chosen);
+	install(chosen, chosen_base, chosen_len);
 }
 
 void pmem_flush_why(const void *p, size_t n, enum pmem_why why)

@@ -75,9 +75,11 @@ void pmem_select_none(void);
 struct pmem_backend pmem_backend(void);
 
 /* Install a decorator over the backends pmem_select chooses: `wrap` is
- * called with the chosen backend each time one is chosen (and at once,
- * with the current one) and returns the backend to use.  NULL removes it. */
-void pmem_wrap(struct pmem_backend (*wrap)(struct pmem_backend inner));
+ * called with the chosen backend and the mapping it serves each time one
+ * is chosen (and at once, with the current one) and returns the backend to
+ * use.  base is NULL for the "none" backend.  NULL removes the decorator. */
+typedef struct pmem_backend (*pmem_wrapper)(struct pmem_backend inner, void *base, size_t len);
+void pmem_wrap(pmem_wrapper wrap);
 
 void pmem_flush_why(const void *p, size_t n, enum pmem_why why);
 void pmem_drain_why(enum pmem_why why);

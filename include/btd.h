@@ -33,6 +33,8 @@ enum btd_status {
 	BTD_ERR_NOSPC = -8,   /* the file system is full */
 	BTD_ERR_IO = -9,      /* an I/O error */
 	BTD_ERR_PERM = -10,   /* permission denied */
+	BTD_ERR_TX = -11,     /* no transaction in progress (or it was aborted) */
+	BTD_ERR_TXFULL = -12, /* the transaction's log is full */
 };
 
 const char *btd_strerror(int status);
@@ -109,6 +111,61 @@ int btd_root_set(const char *name, const void *p);
 /* NULL when there is no such root, or no pool could be opened:
  * btd_last_error() says which. */
 void *btd_root_get(const char *name);
+
+/* ---- transactions -----------------------------------------------------
+ *
+ *     btd_tx_begin();
+ *     btd_tx_add(&list->head, sizeof(list->head));  // before changing it
+ *     struct node *n = btd_tx_malloc(sizeof(*n));
+ *     n->next = list->head;
+ *     list->head = n;
+ *     btd_tx_free(old);                              // at the commit
+ *     btd_root_set("list", list);                    // at the commit
+ *     if (btd_tx_commit() != 0) ...                  // all of it, or none
+ *
+ * A transaction is its thread's: it makes this thread's changes failure-
+ * atomic, it does not isolate them from other threads (lock what threads
+ * share, as with PMDK).  After a crash at any point the next open leaves
+ * every change, allocation, free and root update of a transaction, or
+ * none of them.  An undo log: btd_tx_add copies the range into the
+ * thread's log in the pool and makes the copy durable (one fence) before
+ * returning; btd_tx_commit makes the ranges durable (one fence) and then
+ * retires the log (one more).  A commit of N added ranges costs N + 2
+ * fences.  Transactions nest, flattened into the outermost: only its
+ * commit commits.  Under the preload they work the same. */
+
+/* 0, or BTD_ERR_BUSY when every log of the pool is in use by a thread,
+ * BTD_ERR_VERSION on a pool made before logs existed. */
+int btd_tx_begin(void);
+
+/* Snapshot [p, p+n) of the pool before changing it (a range already added
+ * costs nothing).  BTD_ERR_TX outside a transaction; BTD_ERR_INVAL outside
+ * the pool, BTD_ERR_TXFULL when the log is full: both end the transaction,
+ * whose commit then rolls back and returns the error. */
+int btd_tx_add(void *p, size_t n);
+
+/* A block that is freed again unless the transaction commits (a crash
+ * reclaims it too).  Need not be added: its contents are made durable by
+ * the commit.  NULL + errno (ENOMEM, or EINVAL outside a transaction). */
+void *btd_tx_malloc(size_t n);
+
+/* Free p when the transaction commits (nothing if it does not).  0, or
+ * BTD_ERR_TX / BTD_ERR_INVAL (not a block of the pool). */
+int btd_tx_free(void *p);
+
+/* Commit the outermost transaction: all of it durable and visible, or (an
+ * error) none of it.  An inner commit just closes its level.  BTD_ERR_TX
+ * without a transaction. */
+int btd_tx_commit(void);
+
+/* Roll back the outermost transaction now and end it, whatever the
+ * nesting: the ranges get their snapshots back, its allocations are freed,
+ * its frees and root updates are dropped.  The commits (and adds) of the
+ * levels that were open then return BTD_ERR_TX, so check their status. */
+void btd_tx_abort(void);
+
+/* This thread's transaction depth: 0 outside one. */
+int btd_tx_depth(void);
 
 /* Under the preload: allocations of this thread between begin and end are
  * tagged, so BTD_POLICY=tagged (or large) sends them to the pool.  Nests.
