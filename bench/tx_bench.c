@@ -22,8 +22,8 @@
  * 8-byte word of them, commit.
  *
  * --seconds S (default 0.3): after 200 untimed transactions (fewer if
- * they take more than S / 10), run batches of 64 until S seconds have
- * passed.  --tx N: exactly N transactions and no
+ * they take more than S / 10), run batches of up to 64 (about S / 50
+ * each) until S seconds have passed.  --tx N: exactly N transactions and no
  * warm-up, for counting flushes and fences (bench/tx.sh runs two values of
  * N and takes the difference, so what opening and closing cost cancels).
  * At the end every word must equal the number of transactions run, or the
@@ -300,15 +300,20 @@ int main(int argc, char **argv)
 	impl_open();
 	setup();
 	if (fixed < 0) {
+		int batch;
+
 		t0 = now();
 		do
 			one_tx();
 		while (++done < WARMUP_TX && now() - t0 < seconds / 10);
+		/* a batch takes about 1/50 of the time, at most 64 tx */
+		batch = (int)(seconds / 50 / ((now() - t0) / (double)done));
+		batch = batch < 1 ? 1 : batch > BATCH ? BATCH : batch;
 		t0 = now();
 		do {
-			for (int b = 0; b < BATCH; b++)
+			for (int b = 0; b < batch; b++)
 				one_tx();
-			timed += BATCH;
+			timed += batch;
 			t1 = now();
 		} while (t1 - t0 < seconds);
 	} else {
