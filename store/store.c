@@ -27,6 +27,7 @@
 #include "../common/crash.h"
 #include "../common/error.h"
 #include "../heap/pool.h"
+#include "../heap/tx.h"
 #include "../recovery/recovery.h"
 #include "btd.h"
 
@@ -49,6 +50,8 @@ int store_open(const char *path, size_t size, enum btd_gc gc, struct heap_open_i
 		return ret;
 	ret = heap_attach();
 	if (!ret)
+		ret = tx_replay(&info->rolled_back);
+	if (!ret)
 		ret = recovery_run(gc, info);
 	if (ret) {
 		pool_abandon(p);
@@ -69,7 +72,10 @@ void store_close(void)
 	heap_lock();
 	heap_quiesce();
 	opened = 0;
-	pool_close(heap_pool());
+	if (tx_live())
+		pool_abandon(heap_pool()); /* dirty: the next open rolls the transaction back */
+	else
+		pool_close(heap_pool());
 	heap_detach();
 	heap_unlock();
 }
@@ -81,7 +87,7 @@ int store_exit(void)
 	if (!opened || heap_frozen)
 		return 0;
 	heap_lock();
-	if (heap_freeze()) {
+	if (heap_freeze() && !tx_live()) {
 		pool_mark_clean(heap_pool());
 		clean = 1;
 	}
