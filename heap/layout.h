@@ -140,7 +140,12 @@ struct pool_header {
 	uint64_t log_off;         /* 1.2: transaction logs; 0 in older pools */
 	uint64_t log_slots;       /* 1.2: POOL_LOG_SLOTS */
 	uint64_t log_bytes;       /* 1.2: POOL_LOG_BYTES, each */
-	uint64_t reserved[8];     /* zero; for minor versions */
+	uint64_t last_recovery;   /* 1.2: when the last recovery ran (seconds), 0 never */
+	uint64_t last_kept;       /* 1.2: the blocks it kept */
+	uint64_t last_freed;      /* 1.2: the blocks it reclaimed */
+	uint64_t last_rolled_back;/* 1.2: the transactions it rolled back */
+	uint64_t last_us;         /* 1.2: how long it took, microseconds */
+	uint64_t reserved[3];     /* zero; for minor versions */
 	uint64_t checksum;        /* fletcher64 of everything above */
 };
 
@@ -197,6 +202,35 @@ static inline uint64_t tx_entry_sum(const struct tx_entry *e, uint64_t off, cons
 		h = (h ^ b[i]) * 0x100000001b3u;
 	h ^= g * 0xbf58476d1ce4e5b9u;
 	return h ^ (h >> 32);
+}
+
+/* The entries of a log that count (see TRANSACTION LOGS): how many, the
+ * bytes of their snapshots, and where each is (offs, when not NULL, gets
+ * up to POOL_LOG_BYTES / sizeof(struct tx_entry) offsets).  The one reader
+ * of a log: replay, `btd check` and `btd info` use it. */
+static inline unsigned tx_log_scan(const void *slot, uint64_t log_bytes, uint64_t *bytes,
+				   uint64_t *offs)
+{
+	const struct tx_log_head *h = (const struct tx_log_head *)slot;
+	uint64_t off = sizeof(*h);
+	unsigned n = 0;
+
+	*bytes = 0;
+	if (!h->gen || log_bytes > POOL_LOG_BYTES)
+		return 0;
+	while (off + sizeof(struct tx_entry) <= log_bytes) {
+		const struct tx_entry *e = (const struct tx_entry *)((const char *)slot + off);
+
+		if (e->gen != h->gen || e->len > log_bytes - off - sizeof(*e) ||
+		    e->sum != tx_entry_sum(e, off, e + 1))
+			break;
+		if (offs)
+			offs[n] = off;
+		n++;
+		*bytes += e->len;
+		off += sizeof(*e) + ((e->len + 7) & ~(uint64_t)7);
+	}
+	return n;
 }
 
 /* Page descriptors.  kind in bits 0..7; bits 48..63 a check of the page

@@ -81,7 +81,7 @@ static uint32_t slots_held;       /* bit per log slot (atomic) */
 static uint32_t slots_backed;     /* bit per slot backed in the file (heap.lock) */
 static unsigned live_logs;        /* transactions with entries (atomic) */
 static struct tx_replay_report last_replay;
-static size_t offs[POOL_LOG_BYTES / sizeof(struct tx_entry)]; /* tx_replay's */
+static uint64_t offs[POOL_LOG_BYTES / sizeof(struct tx_entry)]; /* tx_replay's */
 
 static struct tx_log_head *log_head(unsigned slot)
 {
@@ -476,21 +476,9 @@ int tx_replay(uint64_t *rolled_back)
 		return BTD_OK;
 	for (unsigned s = 0; s < p->hdr.log_slots; s++) {
 		struct tx_log_head *h = log_head(s);
-		uint64_t gen = h->gen;
-		size_t off = sizeof(*h);
-		unsigned n = 0;
+		uint64_t gen = h->gen, bytes;
+		unsigned n = tx_log_scan(h, p->hdr.log_bytes, &bytes, offs);
 
-		if (!gen)
-			continue;
-		while (off + sizeof(struct tx_entry) <= p->hdr.log_bytes) {
-			const struct tx_entry *e = log_entry(s, off);
-
-			if (e->gen != gen || e->len > p->hdr.log_bytes - off - sizeof(*e) ||
-			    e->sum != tx_entry_sum(e, off, e + 1))
-				break;
-			offs[n++] = off;
-			off += sizeof(*e) + pad8(e->len);
-		}
 		if (!n)
 			continue;
 		for (unsigned i = n; i-- > 0;) {

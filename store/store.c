@@ -23,6 +23,7 @@
 #include "store.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "../common/crash.h"
 #include "../common/error.h"
@@ -59,6 +60,16 @@ int store_open(const char *path, size_t size, enum btd_gc gc, struct heap_open_i
 		return ret;
 	}
 	CRASH_POINT(CRASH_RECOVERY_DONE);
+	if ((info->collected || info->rolled_back) && p->hdr.minor >= 2) {
+		/* The figures `btd info` shows, in the header the open writes. */
+		p->hdr.last_recovery = (uint64_t)time(NULL);
+		p->hdr.last_kept = info->kept_blocks;
+		p->hdr.last_freed = info->freed_blocks;
+		p->hdr.last_rolled_back = info->rolled_back;
+		p->hdr.last_us = info->gc_ns / 1000;
+		if (p->marked_open)
+			pool_header_write(p);
+	}
 	pool_mark_open(p); /* before the first write (recovery may have made it) */
 	heap_ready();
 	opened = 1;
