@@ -12,12 +12,12 @@
  * every file system, DAX included, and only slower there. */
 #include "pmem.h"
 
-#include "../common/compiler.h"
-
 #include <dlfcn.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
+
+#include "../common/compiler.h"
 
 static struct {
 	void (*flush)(const void *p, size_t n);
