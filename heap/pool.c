@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/crash.h"
 #include "../common/error.h"
 #include "../common/log.h"
 #include "btd.h"
@@ -59,9 +60,17 @@ static size_t round_up(size_t x, size_t a)
 	return (x + a - 1) / a * a;
 }
 
-int pool_layout(size_t size, struct pool_header *h)
+int pool_layout(size_t size, int logs, struct pool_header *h)
 {
 	size_t fixed = POOL_ROOTS_OFF + POOL_ROOTS_MAX * sizeof(struct pool_root);
+
+	h->log_off = h->log_slots = h->log_bytes = 0;
+	if (logs) {
+		h->log_off = round_up(fixed, POOL_PAGE);
+		h->log_slots = POOL_LOG_SLOTS;
+		h->log_bytes = POOL_LOG_BYTES;
+		fixed = h->log_off + (size_t)POOL_LOG_SLOTS * POOL_LOG_BYTES;
+	}
 	/* Per data page: the page, its descriptor, its bitmap bytes. */
 	size_t per_page = POOL_PAGE + sizeof(uint64_t) + POOL_PAGE / POOL_GRANULE / 8;
 
@@ -106,14 +115,10 @@ void pool_header_write(struct pool *p)
 	p->hdr.epoch++;
 	p->marked_open = 1; /* p->hdr says open until pool_mark_clean */
 	header_seal(&p->hdr);
-	pmem_copy_persist(dst, &p->hdr, sizeof(p->hdr), PMEM_WHY_HEADER);
+	pmem_copy_flush(dst, &p->hdr, sizeof(p->hdr), PMEM_WHY_HEADER);
+	CRASH_POINT(CRASH_HEADER_WRITE);
+	pmem_drain_why(PMEM_WHY_HEADER);
 	p->hdr_slot = slot;
-}
-
-void pool_desc_set(struct pool *p, size_t page, uint64_t d)
-{
-	__atomic_store_n(&p->desc[page], d, __ATOMIC_RELEASE);
-	pmem_persist_why(&p->desc[page], sizeof(uint64_t), PMEM_WHY_DESC);
 }
 
 /* THE DESCRIPTOR.  Once the pool is mapped its descriptor is closed: a
@@ -195,6 +200,18 @@ int pool_punch(struct pool *p, size_t page, size_t n)
 	return 0;
 }
 
+int pool_back_log(struct pool *p, unsigned slot)
+{
+	if (p->private_view || !p->hdr.log_off)
+		return 0;
+	int ret = pool_file_open(p);
+
+	if (!ret)
+		ret = back(p, p->hdr.log_off + (size_t)slot * p->hdr.log_bytes, p->hdr.log_bytes);
+	pool_file_close(p);
+	return ret;
+}
+
 int pool_back(struct pool *p, size_t page, size_t n)
 {
 	if (p->private_view)
@@ -253,6 +270,7 @@ int pool_grow(struct pool *p, size_t top)
 				ret = back(p, p->hdr.bitmap_off + b0, b1 - b0);
 			pool_release_fd(p);
 			if (!ret) {
+				CRASH_POINT(CRASH_POOL_GROW);
 				p->hdr.heap_top = want;
 				pool_header_write(p);
 				__atomic_store_n(&p->heap_top, want, __ATOMIC_RELEASE);
@@ -490,7 +508,7 @@ static int create(struct pool *p, const char *path, size_t size)
 	char tmp[PATH_MAX + 32];
 
 	memset(&h, 0, sizeof(h));
-	if (pool_layout(size, &h))
+	if (pool_layout(size, 1, &h))
 		return err_set(BTD_ERR_INVAL, "pool size %zu is too small: use at least 2M", size);
 	memcpy(h.magic, POOL_MAGIC, 8);
 	h.major = POOL_FORMAT_MAJOR;
@@ -609,8 +627,10 @@ static int validate(struct pool *p, const struct stat *st, struct pool_header *o
 				  POOL_FORMAT_MAJOR);
 	struct pool_header lay = *out;
 
-	if (out->header_size != sizeof(*out) || pool_layout(out->size, &lay) ||
+	if (out->header_size != sizeof(*out) || pool_layout(out->size, out->log_off != 0, &lay) ||
 	    lay.desc_off != out->desc_off || lay.bitmap_off != out->bitmap_off ||
+	    lay.log_off != out->log_off || lay.log_slots != out->log_slots ||
+	    lay.log_bytes != out->log_bytes ||
 	    lay.data_off != out->data_off || lay.npages != out->npages ||
 	    out->heap_top > out->npages || out->base % POOL_PAGE ||
 	    out->base < POOL_PAGE || out->base + out->size < out->base)
@@ -792,6 +812,7 @@ void pool_mark_clean(struct pool *p)
 
 	if (bitmap_bytes)
 		pmem_persist_why(p->bitmap, bitmap_bytes, PMEM_WHY_CLOSE);
+	CRASH_POINT(CRASH_CLOSE_BITMAP);
 	p->hdr.meta_sum = p->hdr.minor >= 1 ? pool_meta_sum(p) : 0;
 	p->hdr.close_roots = 0;
 	for (unsigned i = 0; i < POOL_ROOTS_MAX; i++)

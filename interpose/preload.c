@@ -5,7 +5,7 @@
  *                           pool before any constructor of ours runs)
  *   constructor             settings, jemalloc's fast paths, fork handlers;
  *                           the btd_* API is told to open the pool through
- *                           the route (heap/api.h)
+ *                           the route (store/api.h)
  *   first persistent call   the pool opens (route.c): the first allocation
  *                           the policy sends there, or the first btd_* call
  *                           that needs it
@@ -37,6 +37,7 @@
 
 #include "../common/log.h"
 #include "../heap/pmem.h"
+#include "../store/store.h"
 #include "interpose.h"
 #include "stats.h"
 
@@ -58,7 +59,7 @@ static void write_heap_stats(int fd)
 	static const char *const why[] = { "header", "roots", "descriptors", "btd_persist",
 					   "close", "recovery", "transactions" };
 
-	if (!heap_is_open()) {
+	if (!store_is_open()) {
 		/* Why there is none: BTD_POOL_PROGRAM, the process tree, or a
 		 * problem the warning named. */
 		if (c->pool_filtered)
@@ -80,6 +81,9 @@ static void write_heap_stats(int fd)
 		       (unsigned long long)o->kept_blocks, (unsigned long long)o->kept_bytes,
 		       (unsigned long long)o->freed_blocks, (unsigned long long)o->freed_bytes,
 		       (unsigned long long)(o->gc_ns / 1000));
+	if (o->rolled_back)
+		log_fd(fd, "btd:   recovery: rolled back %llu transactions in flight",
+		       (unsigned long long)o->rolled_back);
 	_Static_assert(BTD_ARRAY_SIZE(why) == PMEM_WHY_COUNT, "a name for every pmem_why");
 	for (unsigned w = 0; w < PMEM_WHY_COUNT; w++)
 		if (pc.flushes[w] || pc.drains[w])

@@ -27,9 +27,11 @@
 #include "../common/error.h"
 #include "../common/log.h"
 #include "btd.h"
-#include "heap_int.h"
-#include "pmem.h"
-#include "roots.h"
+#include "../heap/heap_int.h"
+#include "../heap/pmem.h"
+#include "../heap/roots.h"
+#include "../heap/tx.h"
+#include "store.h"
 
 extern char **environ;
 
@@ -73,10 +75,10 @@ int api_open_pool(const struct settings *s, const char *cfg_pool, size_t cfg_siz
 			else
 				strcpy(path, cfg_pool);
 		} else {
-			st = heap_default_path(path, path_size, prog, i);
+			st = store_default_path(path, path_size, prog, i);
 		}
 		if (!st)
-			st = heap_open(path, size, s->gc, info);
+			st = store_open(path, size, s->gc, info);
 		if (st != BTD_ERR_BUSY)
 			break;
 	}
@@ -119,7 +121,7 @@ static int open_here(const char *cfg_pool, size_t cfg_size)
 	int st = BTD_OK;
 
 	pthread_mutex_lock(&api_lock);
-	if (!heap_is_open()) {
+	if (!store_is_open()) {
 		settings_parse(s, environ, getauxval(AT_SECURE) != 0);
 		if (!settings_program_allowed(s, program_invocation_short_name)) {
 			st = refuse_program(s);
@@ -152,7 +154,7 @@ static int pool_open_slow(const char *cfg_pool, size_t cfg_size)
 {
 	int st = BTD_OK;
 
-	if (!heap_is_open()) {
+	if (!store_is_open()) {
 		if (!opener)
 			st = open_here(cfg_pool, cfg_size);
 		else if (!settings_program_allowed(opener_settings, program_invocation_short_name))
@@ -221,6 +223,8 @@ const char *btd_strerror(int status)
 	case BTD_ERR_NOSPC: return "no space left on the pool's file system";
 	case BTD_ERR_IO: return "I/O error";
 	case BTD_ERR_PERM: return "permission denied";
+	case BTD_ERR_TX: return "no transaction in progress";
+	case BTD_ERR_TXFULL: return "the transaction's log is full";
 	default: return "unknown btd status";
 	}
 }
@@ -245,7 +249,9 @@ static int status_errno(int st)
 	case BTD_ERR_BUSY: return EBUSY;
 	case BTD_ERR_PERM: return EACCES;
 	case BTD_ERR_ADDR: return EEXIST;
-	case BTD_ERR_INVAL: case BTD_ERR_FORMAT: case BTD_ERR_VERSION: return EINVAL;
+	case BTD_ERR_INVAL: case BTD_ERR_FORMAT: case BTD_ERR_VERSION: case BTD_ERR_TX:
+		return EINVAL;
+	case BTD_ERR_TXFULL: return ENOSPC;
 	default: return EIO;
 	}
 }
@@ -287,7 +293,7 @@ void btd_cluster_destroy(struct btd_cluster *c)
 		return;
 	}
 	pthread_mutex_lock(&api_lock);
-	heap_close();
+	store_close();
 	pthread_mutex_unlock(&api_lock);
 }
 
@@ -383,6 +389,46 @@ void *btd_root_get(const char *name)
 		err_set(BTD_ERR_NOENT, "btd_root_get(%s): no such root in pool %s", name,
 			   heap.pool.path);
 	return p;
+}
+
+
+/* ---- transactions (heap/tx.c) ----------------------------------------- */
+
+int btd_tx_begin(void)
+{
+	int st = tx_depth() ? BTD_OK : pool_ready(NULL, 0);
+
+	return st ? st : tx_begin();
+}
+
+int btd_tx_add(void *p, size_t n)
+{
+	return tx_add(p, n);
+}
+
+void *btd_tx_malloc(size_t n)
+{
+	return tx_malloc(n);
+}
+
+int btd_tx_free(void *p)
+{
+	return tx_free(p);
+}
+
+int btd_tx_commit(void)
+{
+	return tx_commit();
+}
+
+void btd_tx_abort(void)
+{
+	tx_abort();
+}
+
+int btd_tx_depth(void)
+{
+	return tx_depth();
 }
 
 #pragma GCC visibility pop

@@ -11,8 +11,8 @@
 #include "../common/error.h"
 #include "../common/log.h"
 #include "btd.h"
-#include "heap.h"
-#include "pool.h"
+#include "../heap/heap.h"
+#include "store.h"
 
 /* A fork child of a linked program must never write into its parent's
  * pool: the same fork handlers as the preload's (heap.c, FORK) give it a
@@ -36,7 +36,7 @@ __attribute__((constructor)) static void libbtd_init(void)
  * thread heap, heap_exit leaves the pool dirty -- slower, never wrong. */
 __attribute__((destructor)) static void libbtd_fini(void)
 {
-	heap_exit();
+	store_exit();
 }
 
 BTD_EXPORT int btd_tag_begin(void)
