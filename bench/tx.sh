@@ -37,8 +37,7 @@
 #
 # Prints markdown tables and writes them to bench/results/tx.md, every run
 # to tx.tsv and every count to tx-counts.tsv (bench/results/ is
-# git-ignored).  Until libbtd has the btd_tx_* functions tx_bench_btd is
-# not built, and the btd columns say n/a.
+# git-ignored).
 set -euo pipefail
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -118,12 +117,11 @@ fi
 btd_bench=$build/bench/tx_bench_btd
 obj_bench=$build/bench/tx_bench_pmemobj
 preload=$build/interpose/libbtd_preload.so
-libbtd=$(ls "$build"/heap/libbtd.so.*.*.* 2>/dev/null | head -1 || true)
 impls=()
 if [ -x "$btd_bench" ]; then
 	impls+=(btd)
 else
-	echo "tx.sh: $btd_bench not built (libbtd without btd_tx_*): the btd columns say n/a" >&2
+	echo "tx.sh: $btd_bench not built: the btd columns say n/a" >&2
 fi
 if [ -x "$obj_bench" ]; then
 	impls+=(pmemobj)
@@ -341,7 +339,9 @@ setup_probes() {
 			awk -v l="$lib" '$1 == l { print $NF; exit }')
 		[ -n "$a" ] && libs+=("$(readlink -f "$a")")
 	done
-	[ -n "$libbtd" ] && libs+=("$(readlink -f "$libbtd")")
+	a=
+	[ -x "$btd_bench" ] && a=$(ldd "$btd_bench" | awk '$1 == "libbtd.so.0" { print $3 }')
+	[ -n "$a" ] && libs+=("$(readlink -f "$a")")
 	: >"$tmp/probes"
 	for lib in "${libs[@]}"; do
 		# file offset = address - segment address + segment offset
