@@ -227,6 +227,7 @@ int tx_begin(void)
 		return err_set(BTD_ERR_VERSION, "btd_tx_begin: pool %s has format %u.%u, which "
 			       "has no transaction logs: create a new pool to use transactions",
 			       heap.pool.path, heap.pool.hdr.major, heap.pool.hdr.minor);
+	pmem_take_error(); /* a commit reports the failures of its own write-backs */
 	int s = slot_take();
 
 	if (s < 0)
@@ -475,7 +476,10 @@ int tx_commit(void)
 	for (size_t i = 0; i < t->frees.len; i++)
 		heap_free(t->frees.v[i].p);
 	finish(t);
-	return BTD_OK;
+	int e = pmem_take_error();
+
+	return e ? err_set(BTD_ERR_IO, "btd_tx_commit: writing the pool back failed (%s): the "
+			   "transaction may not be durable", err_text(e)) : BTD_OK;
 }
 
 int tx_depth(void)
