@@ -67,7 +67,8 @@
  * POOL_LOG_BYTES each; a thread holds one for the length of a transaction.
  * A slot starts with struct tx_log_head; entries follow, each a struct
  * tx_entry and then `len` bytes: the snapshot of [addr, addr + len) taken
- * before the transaction changed it, padded to 8 bytes.  An entry counts
+ * before the transaction changed it, the whole padded to a cache line
+ * (tx_entry_span), so that no two entries share a line.  An entry counts
  * when its gen equals the head's and its sum is tx_entry_sum of it (which
  * covers its offset, gen, addr, len and snapshot): entries are scanned from
  * the first until one does not count, so a torn entry, or one left by an
@@ -177,6 +178,12 @@ struct tx_entry {
 _Static_assert(sizeof(struct tx_log_head) == 64, "a log head is one cache line");
 _Static_assert(sizeof(struct tx_entry) == 32, "entry size is part of the format");
 
+/* The bytes an entry with a snapshot of len bytes takes in its log. */
+static inline uint64_t tx_entry_span(uint64_t len)
+{
+	return (sizeof(struct tx_entry) + len + 63) & ~(uint64_t)63;
+}
+
 /* The sum of an entry at byte offset off of its slot. */
 static inline uint64_t tx_entry_sum(const struct tx_entry *e, uint64_t off, const void *data)
 {
@@ -228,7 +235,7 @@ static inline unsigned tx_log_scan(const void *slot, uint64_t log_bytes, uint64_
 			offs[n] = off;
 		n++;
 		*bytes += e->len;
-		off += sizeof(*e) + ((e->len + 7) & ~(uint64_t)7);
+		off += tx_entry_span(e->len);
 	}
 	return n;
 }
