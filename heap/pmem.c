@@ -21,6 +21,7 @@
 #include "../common/compiler.h"
 
 static struct {
+	void *(*memcpy_nodrain)(void *dst, const void *src, size_t n);
 	void (*flush)(const void *p, size_t n);
 	void (*drain)(void);
 	int (*is_pmem)(const void *p, size_t n);
@@ -42,8 +43,11 @@ int pmem_load(const char **why)
 	*(void **)&lib.drain = dlsym(h, "pmem_drain");
 	void *is_pmem = dlsym(h, "pmem_is_pmem");
 
-	if (!lib.flush || !lib.drain || !is_pmem) {
-		*why = "libpmem.so.1 lacks pmem_flush, pmem_drain or pmem_is_pmem";
+	*(void **)&lib.memcpy_nodrain = dlsym(h, "pmem_memcpy_nodrain");
+
+	if (!lib.flush || !lib.drain || !is_pmem || !lib.memcpy_nodrain) {
+		*why = "libpmem.so.1 lacks pmem_flush, pmem_drain, pmem_memcpy_nodrain or "
+		       "pmem_is_pmem";
 		return -1;
 	}
 	__atomic_store_n((void **)&lib.is_pmem, is_pmem, __ATOMIC_RELEASE); /* last */
@@ -63,12 +67,13 @@ static void cpu_drain(void *ctx)
 	lib.drain();
 }
 
+/* libpmem's copy: non-temporal stores for large copies (they bypass the
+ * cache: no line left for a write-back to finish), else stores and
+ * flushes. */
 static void *cpu_memcpy_flush(void *ctx, void *dst, const void *src, size_t n)
 {
 	(void)ctx;
-	memcpy(dst, src, n);
-	lib.flush(dst, n);
-	return dst;
+	return lib.memcpy_nodrain(dst, src, n);
 }
 
 /* msync(2) on a file mapping.  msync is the whole cost there (a system

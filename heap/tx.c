@@ -4,7 +4,7 @@
  * copies the range into the thread's log and makes the copy durable before
  * returning (one fence), the commit makes the ranges durable (one fence)
  * and then retires the log by bumping its generation (one more).  A commit
- * of N added ranges costs N + 2 fences and 2N + 1 flushes, plus one flush
+ * of N added ranges costs N + 2 fences and 3N + 1 flushes, plus one flush
  * per block the transaction allocated; a commit that added nothing costs
  * no fence at all (one, when it allocated).  libpmemobj pays about two
  * fences per range, plus its lane and redo-log work.
@@ -309,14 +309,15 @@ static int log_range(struct tx_thread *t, void *p, size_t n)
 				       "of ranges; the transaction rolls back"));
 	struct tx_entry *e = log_entry((unsigned)t->slot, t->off);
 
-	e->gen = t->gen;
-	e->addr = (uintptr_t)p;
-	e->len = n;
-	memcpy(e + 1, p, n);
-	e->sum = tx_entry_sum(e, t->off, p); /* the source: the copy is not read back */
+	struct tx_entry head = { t->gen, (uintptr_t)p, n, 0, { 0 } };
+
+	head.sum = tx_entry_sum(&head, t->off, p);
+	/* The snapshot, then the head line: flushed with the copy (large
+	 * copies bypass the cache on pmem) and drained once. */
+	pmem_copy_flush(tx_entry_data(e), p, n, PMEM_WHY_TX);
+	pmem_copy_flush(e, &head, sizeof(head), PMEM_WHY_TX);
 	t->off += need;
 	CRASH_POINT(CRASH_TX_ADD_COPIED);
-	pmem_flush_why(e, need, PMEM_WHY_TX);
 	pmem_drain_why(PMEM_WHY_TX); /* the snapshot, before the program's first store */
 	CRASH_POINT(CRASH_TX_ADD_DURABLE);
 	return BTD_OK;
@@ -404,7 +405,7 @@ static void roll_back(struct tx_thread *t)
 	for (size_t k = t->ents.len; k-- > 0;) {
 		const struct tx_entry *e = log_entry((unsigned)t->slot, t->ents.v[k].off);
 
-		memcpy((void *)(uintptr_t)e->addr, e + 1, e->len);
+		memcpy((void *)(uintptr_t)e->addr, tx_entry_data(e), e->len);
 		pmem_flush_why((void *)(uintptr_t)e->addr, e->len, PMEM_WHY_TX);
 	}
 	CRASH_POINT(CRASH_TX_ABORT_RESTORED);
@@ -587,7 +588,7 @@ int tx_replay(uint64_t *rolled_back)
 				last_replay.bad_ranges++;
 				continue;
 			}
-			memcpy((void *)(uintptr_t)e->addr, e + 1, e->len);
+			memcpy((void *)(uintptr_t)e->addr, tx_entry_data(e), e->len);
 			pmem_flush_why((void *)(uintptr_t)e->addr, e->len, PMEM_WHY_RECOVERY);
 			last_replay.ranges++;
 			last_replay.bytes += e->len;
