@@ -356,6 +356,26 @@ static uint64_t desc_of(size_t pg)
 	return s->start == heap.pool.data + pg * POOL_PAGE ? desc_make_slab(s->cls, SLAB_PAGES, pg) : 0;
 }
 
+/* A pool of format 1.0 kept no release marks, so any of its free pages may
+ * have been released: each free gap gets a mark before the pool says 1.1,
+ * so that a reachable pointer into one stays dangling, not a lost run. */
+static void mark_free_gaps(void)
+{
+	struct pool *p = &heap.pool;
+
+	for (size_t pg = 0, end; pg < p->heap_top; pg = end) {
+		page_entry e = heap.pagemap[pg];
+
+		if (e) {
+			end = pg + (PAGE_IS_LARGE(e) ? PAGE_LARGE_PAGES(e) : SLAB_PAGES);
+			continue;
+		}
+		for (end = pg + 1; end < p->heap_top && !heap.pagemap[end]; end++)
+			;
+		p->desc[pg] = desc_make_free(end - pg, pg);
+	}
+}
+
 /* Reconcile the descriptors with the page map (a head where a run lives,
  * else 0 or a release mark); returns how many differed: damage. */
 static uint64_t commit(void)
@@ -793,6 +813,8 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 	}
 	pool_mark_open(p);
 	sweep(info);
+	if (p->hdr.minor == 0 && mode != RECOVER_CHECK)
+		mark_free_gaps();
 	report.bad_descs = commit();
 	if (mode != RECOVER_CHECK)
 		roots_upgrade(); /* after commit: the descriptors have their checks */
