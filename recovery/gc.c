@@ -734,8 +734,11 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 		info->gc_ns = now_ns() - t0;
 		return 0;
 	}
+	/* A clean pool of format 1.0 recorded no checksum to be trusted by: it
+	 * is collected once, at the open that upgrades it. */
 	int collect = gc == GC_ALWAYS ||
-		      (gc == GC_AUTO && (p->was_dirty || report.meta_mismatch || p->clean_collect));
+		      (gc == GC_AUTO && (p->was_dirty || report.meta_mismatch || p->clean_collect ||
+					 p->hdr.minor == 0));
 
 	if (walk())
 		return err_set(BTD_ERR_NOMEM, "out of memory while opening pool %s", p->path);
