@@ -954,6 +954,25 @@ static void volatile_free(void)
 	space_fini();
 }
 
+/* The slab structs of the page map become spare, for the next open: a
+ * process that opens pools again and again (btd check --repair, a test, a
+ * fuzzer) does not grow.  Caller: the map is going, and no theap holds its
+ * slabs. */
+static void slabs_to_spare(void)
+{
+	for (size_t pg = 0; heap.pagemap && pg < heap.pool.heap_top; pg++) {
+		page_entry e = heap.pagemap[pg];
+		struct slab *s = (struct slab *)e;
+
+		/* A slab (64-byte aligned), not a large run or recovery's mark
+		 * of a large run's page; once, at its first page. */
+		if (e && !(e & 63) && s->start == heap.pool.data + pg * POOL_PAGE) {
+			s->next = heap.slab_free;
+			heap.slab_free = s;
+		}
+	}
+}
+
 /* Recovery (recovery/gc.c) and the clean-open walk (here) share this. */
 int recovery_run(enum btd_gc gc, struct heap_open_info *info);
 
@@ -978,11 +997,11 @@ int heap_open(const char *path, size_t size, enum btd_gc gc, struct heap_open_in
 	if (!ret)
 		ret = recovery_run(gc, info);
 	if (ret) {
+		slabs_to_spare();
 		pool_abandon(&heap.pool);
 		volatile_free();
 		for (unsigned c = 0; c < HEAP_CLASSES; c++)
-			heap.partial[c] = NULL; /* slabs of the failed open: not reused */
-		heap.slab_free = NULL;
+			heap.partial[c] = NULL; /* slabs of the failed open: spare */
 		return ret;
 	}
 	pool_mark_open(&heap.pool); /* before the first write (recovery may have made it) */
@@ -1090,11 +1109,11 @@ void heap_close(void)
 	collect_slabs(1); /* the bitmap a clean close persists must be exact */
 	space_purge_all();
 	heap.open = 0;
+	slabs_to_spare();
 	pool_close(&heap.pool);
 	volatile_free();
 	for (unsigned c = 0; c < HEAP_CLASSES; c++)
 		heap.partial[c] = NULL;
-	heap.slab_free = NULL;
 	if (tls_theap)
 		memset(tls_theap, 0, sizeof(*tls_theap));
 	pthread_mutex_unlock(&heap.lock);

@@ -337,6 +337,8 @@ static void sweep(struct heap_open_info *info)
 				for (unsigned i = 0; i < SLAB_PAGES; i++)
 					heap.pagemap[head + i] = 0;
 				heap_free_run(head, SLAB_PAGES);
+				s->next = heap.slab_free; /* spare, for the next slab */
+				heap.slab_free = s;
 			}
 		}
 	}
