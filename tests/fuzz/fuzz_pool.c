@@ -43,7 +43,9 @@
  *      and btd check after its close says 0;
  *   d. a program's open of the patched pool (written afresh): refused with
  *      the file unchanged, or opened with every heap invariant holding
- *      (unless the input forged a clean close: see program_open).
+ *      (unless the input forged a clean close: see program_open);
+ *   and when the patches forged nothing and spared the roots and the data,
+ *   neither open may lose a block the seed pool could reach (see judge).
  * An exit 2 must come with exactly one line on stderr naming the problem
  * ("btd check: ...") or "PROBLEMS REMAIN" (a repair that could not finish).
  * Output goes to memory files, shown when a check fails; a failure, a
@@ -194,6 +196,7 @@ struct seed {
 	uint8_t *img;                         /* SEED_SIZE bytes */
 	struct pool_header h;                 /* its newest header copy */
 	uint64_t used[SEED_PAGES / 64 + 1];   /* pages not all zero */
+	uint64_t reachable;                   /* blocks a program's open finds reachable */
 };
 
 static struct seed seeds[MAX_SEEDS];
@@ -531,7 +534,35 @@ static const struct seed *seed_of(const uint8_t *data, size_t size)
 }
 
 /* The patched pool of an input into img, and the pages to write. */
-static int forged; /* the input sealed a header copy or recorded meta_sum */
+/* What the patches made of the seed (see judge). */
+static int forged, intact;
+
+/* forged: the pool holds metadata that passes its checks but is not the
+ * seed's -- a header copy, a descriptor (any changed one in a pool of
+ * format 1.0, which has no checks), a root slot, or meta_sum recorded
+ * over the patches -- as sealed patches make and libFuzzer's comparison
+ * tracing can learn to.  intact: nothing forged, and the roots and the
+ * data are the seed's, so no open may lose a block the seed could reach. */
+static void judge(const struct seed *s, int meta)
+{
+	const uint64_t *d = (const uint64_t *)(img + s->h.desc_off);
+	const uint64_t *d0 = (const uint64_t *)(s->img + s->h.desc_off);
+	const struct pool_root *r = (const struct pool_root *)(img + POOL_ROOTS_OFF);
+	const struct pool_root *r0 = (const struct pool_root *)(s->img + POOL_ROOTS_OFF);
+	uint64_t a;
+
+	forged = meta;
+	for (int slot = 0; slot < 2; slot++)
+		forged |= memcmp(copy_at(img, slot), copy_at(s->img, slot),
+				 sizeof(struct pool_header)) && copy_valid(copy_at(img, slot));
+	for (size_t pg = 0; pg < s->h.npages && !forged; pg++)
+		forged |= d[pg] != d0[pg] && (s->h.minor == 0 || desc_checked(d[pg], pg, 1));
+	for (unsigned i = 0; i < POOL_ROOTS_MAX && !forged; i++)
+		forged |= memcmp(&r[i], &r0[i], sizeof(r[i])) && r[i].tag &&
+			  root_valid(&r[i], s->h.minor, &a);
+	intact = !forged && !memcmp(r, r0, POOL_ROOTS_MAX * sizeof(*r)) &&
+		 !memcmp(img + s->h.data_off, s->img + s->h.data_off, s->h.npages * POOL_PAGE);
+}
 
 static void decode(const uint8_t *data, size_t size)
 {
@@ -541,7 +572,6 @@ static void decode(const uint8_t *data, size_t size)
 
 	memcpy(img, s->img, SEED_SIZE);
 	memcpy(write_pages, s->used, sizeof(write_pages));
-	forged = size && data[0] & 4;
 	while (next_patch(&r, s, &pt)) {
 		uint8_t *at = img + pt.roff + pt.off;
 
@@ -560,7 +590,6 @@ static void decode(const uint8_t *data, size_t size)
 		}
 		if (pt.seal)
 			seal(img, pt.region, pt.roff, pt.off, pt.len);
-		forged |= pt.seal && pt.region->seal == SEAL_HEADER;
 		touch(pt.roff + pt.off, pt.len);
 		if (pt.region->seal == SEAL_HEADER)
 			touch(pt.roff, sizeof(struct pool_header));
@@ -569,6 +598,7 @@ static void decode(const uint8_t *data, size_t size)
 		record_meta_sum(img, &s->h);
 		touch(0, 2 * POOL_HEADER_SLOT);
 	}
+	judge(s, size && data[0] & 4);
 }
 
 void fuzz_describe(int fd, const uint8_t *data, size_t size)
@@ -642,16 +672,21 @@ static void one_line(const char *prefix)
 	finding("exit 2 with %u lines starting \"%s\" on stderr, not one", lines, prefix);
 }
 
-/* Open the pool as a program does (recovery may refuse); 0 when open, with
- * every heap invariant checked -- unless trust_forged is set and the open
- * trusted the pool: a clean pool whose metadata matches the checksum its
- * close recorded is trusted as that close left it, so an input that forged
- * the close (meta_sum recorded over damage, or a sealed header saying
+/* Open the pool as a program does (recovery may refuse); 0 when open,
+ * with every heap invariant checked -- unless the input forged something
+ * and the open trusted the pool: a clean pool whose metadata matches the
+ * checksum its close recorded is trusted as that close left it, so a
+ * forged close (meta_sum recorded over damage, a sealed header saying
  * clean) gets a heap that keeps the damage (btd check reports it, --repair
- * collects it). */
-static int program_open(int trust_forged)
+ * collects it).  When the input left the pool `intact` (see judge), every
+ * block the seed could reach must still be reachable, none of them handed
+ * to the free lists (a repair may bring back more: a freed block a
+ * dangling pointer shows, once the release mark is lost).  The heap stays
+ * open for the caller to close. */
+static int program_open(const struct seed *s, int strict)
 {
 	struct heap_open_info info;
+	struct recovery_audit a;
 	int ret;
 
 	stage = "a program's open";
@@ -661,8 +696,16 @@ static int program_open(int trust_forged)
 	if (!ret) {
 		unsigned long bad = heap_check(STDOUT_FILENO);
 
-		if (bad && !(trust_forged && !info.collected))
+		if (bad && (strict || !forged || info.collected))
 			finding("a program's open succeeded, but %lu heap invariants fail", bad);
+		if (intact && s) {
+			recovery_audit(&a);
+			if (a.reachable < s->reachable || a.wild)
+				finding("a program's open succeeded, but only %llu blocks are reachable "
+					"(the seed pool: %llu), and %llu pointers lead into free pages",
+					(unsigned long long)a.reachable,
+					(unsigned long long)s->reachable, (unsigned long long)a.wild);
+		}
 	}
 	loud();
 	return ret;
@@ -678,10 +721,12 @@ static void program_close(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	const struct seed *sd;
 	int st, ret;
 
 	if (!nseeds)
 		LLVMFuzzerInitialize(NULL, NULL);
+	sd = seed_of(data, size);
 	decode(data, size);
 	write_pool(img);
 
@@ -711,7 +756,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!file_is(img))
 			finding("exit 2 (unusable), but the file was changed");
 	} else if (st == 0 || st == 1) {
-		if ((ret = program_open(0)) != 0)
+		if ((ret = program_open(sd, 1)) != 0)
 			finding("a program cannot open the repaired pool: %s", btd_last_error());
 		program_close();
 		if ((st = tool(TOOL_CHECK)) != 0)
@@ -724,7 +769,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* d. A program's open of the damaged pool: refused without a write, or
 	 * a heap that keeps its invariants. */
 	write_pool(img);
-	if ((ret = program_open(forged)) != 0) {
+	if ((ret = program_open(sd, 0)) != 0) {
 		if (!file_is(img))
 			finding("the open was refused (%s), but the file was changed",
 				btd_last_error());
@@ -1003,15 +1048,21 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	build_seeds();
 	/* Every seed must check clean, or the findings would mean nothing. */
 	for (unsigned i = 0; i < nseeds; i++) {
+		struct recovery_audit a;
 		int st;
 
 		memcpy(write_pages, seeds[i].used, sizeof(write_pages));
 		write_pool(seeds[i].img);
-		if ((st = tool(TOOL_CHECK)) != 0) {
-			input_name = seeds[i].name;
+		input_name = seeds[i].name;
+		if ((st = tool(TOOL_CHECK)) != 0)
 			finding("the seed pool does not check clean (exit %d)", st);
-		}
+		if (program_open(NULL, 1))
+			finding("a program cannot open the seed pool: %s", btd_last_error());
+		recovery_audit(&a);
+		seeds[i].reachable = a.reachable;
+		program_close();
 	}
+	input_name = "(libFuzzer input)";
 	stage = "";
 	return 0;
 }
