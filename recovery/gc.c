@@ -511,7 +511,9 @@ static void restore_group(const uint64_t *t, size_t n, size_t glo, size_t ghi)
 	size_t a = (t[0] - data) / POOL_PAGE, b = (t[n - 1] - data) / POOL_PAGE;
 	size_t lo = a >= glo + SLAB_PAGES - 1 ? a - (SLAB_PAGES - 1) : glo;
 	size_t hi = b + SLAB_PAGES - 1 <= ghi ? b + SLAB_PAGES - 1 : ghi;
-	size_t hlo = b >= glo + SLAB_PAGES - 1 ? b - (SLAB_PAGES - 1) : glo;
+	/* Heads that hold the first pointer: the group may span two slabs,
+	 * and pointers the slab chosen does not hold wait for the next round. */
+	size_t hlo = lo;
 	/* The evidence: the wild pointers, and the words of the pages around
 	 * them that point among those pages (a lost slab's blocks point at
 	 * each other: a list's links land on its class's block starts). */
