@@ -44,8 +44,9 @@
  *   d. a program's open of the patched pool (written afresh): refused with
  *      the file unchanged, or opened with every heap invariant holding
  *      (unless the input forged a clean close: see program_open);
- *   and when the patches forged nothing and spared the roots and the data,
- *   neither open may lose a block the seed pool could reach (see judge).
+ *   and when the patches forged nothing and spared the roots and the data
+ *   (and, for the open after a repair, the bitmap), neither open may lose
+ *   a block the seed pool could reach (see judge).
  * An exit 2 must come with exactly one line on stderr naming the problem
  * ("btd check: ...") or "PROBLEMS REMAIN" (a repair that could not finish).
  * Output goes to memory files, shown when a check fails; a failure, a
@@ -533,16 +534,18 @@ static const struct seed *seed_of(const uint8_t *data, size_t size)
 	return &seeds[(size ? data[0] & 3 : 0) % nseeds];
 }
 
-/* The patched pool of an input into img, and the pages to write. */
 /* What the patches made of the seed (see judge). */
-static int forged, intact;
+static int forged, intact, restorable;
 
 /* forged: the pool holds metadata that passes its checks but is not the
  * seed's -- a header copy, a descriptor (any changed one in a pool of
  * format 1.0, which has no checks), a root slot, or meta_sum recorded
  * over the patches -- as sealed patches make and libFuzzer's comparison
  * tracing can learn to.  intact: nothing forged, and the roots and the
- * data are the seed's, so no open may lose a block the seed could reach. */
+ * data are the seed's, so no open may lose a block the seed could reach.
+ * restorable: intact, and the bitmap too, so a repair that restores lost
+ * runs has their block starts to go by (without them a run's shape is a
+ * guess: a slab may come back as large blocks, its blocks interior). */
 static void judge(const struct seed *s, int meta)
 {
 	const uint64_t *d = (const uint64_t *)(img + s->h.desc_off);
@@ -562,8 +565,11 @@ static void judge(const struct seed *s, int meta)
 			  root_valid(&r[i], s->h.minor, &a);
 	intact = !forged && !memcmp(r, r0, POOL_ROOTS_MAX * sizeof(*r)) &&
 		 !memcmp(img + s->h.data_off, s->img + s->h.data_off, s->h.npages * POOL_PAGE);
+	restorable = intact && !memcmp(img + s->h.bitmap_off, s->img + s->h.bitmap_off,
+				       s->h.npages * POOL_PAGE / POOL_GRANULE / 8);
 }
 
+/* The patched pool of an input into img, and the pages to write. */
 static void decode(const uint8_t *data, size_t size)
 {
 	const struct seed *s = seed_of(data, size);
@@ -678,18 +684,18 @@ static void one_line(const char *prefix)
  * checksum its close recorded is trusted as that close left it, so a
  * forged close (meta_sum recorded over damage, a sealed header saying
  * clean) gets a heap that keeps the damage (btd check reports it, --repair
- * collects it).  When the input left the pool `intact` (see judge), every
- * block the seed could reach must still be reachable, none of them handed
- * to the free lists (a repair may bring back more: a freed block a
- * dangling pointer shows, once the release mark is lost).  The heap stays
- * open for the caller to close. */
+ * collects it).  When the input left the pool intact (after a repair:
+ * restorable; see judge), every block the seed could reach must still be
+ * reachable, none of them handed to the free lists (a repair may bring
+ * back more: a freed block a dangling pointer shows, once the release
+ * mark is lost).  The heap stays open for the caller to close. */
 static int program_open(const struct seed *s, int strict)
 {
 	struct heap_open_info info;
 	struct recovery_audit a;
 	int ret;
 
-	stage = "a program's open";
+	stage = strict ? "a program's open of the repaired pool" : "a program's open";
 	recovery_set_mode(RECOVER_OPEN);
 	quiet();
 	ret = heap_open(path, 0, GC_AUTO, &info);
@@ -698,7 +704,7 @@ static int program_open(const struct seed *s, int strict)
 
 		if (bad && (strict || !forged || info.collected))
 			finding("a program's open succeeded, but %lu heap invariants fail", bad);
-		if (intact && s) {
+		if (s && (strict ? restorable : intact)) {
 			recovery_audit(&a);
 			if (a.reachable < s->reachable || a.wild)
 				finding("a program's open succeeded, but only %llu blocks are reachable "
