@@ -27,6 +27,8 @@
 
 static char current[4096];
 static unsigned timeout_s = 30;
+static int report_fd = STDERR_FILENO;    /* stderr as it was: the harness captures fd 2 */
+static struct sigaction previous[NSIG];
 
 static void on_alarm(int sig)
 {
@@ -34,10 +36,28 @@ static void on_alarm(int sig)
 	static const char b[] = " still runs after the timeout\n";
 
 	(void)sig;
-	write(STDERR_FILENO, a, sizeof(a) - 1);
-	write(STDERR_FILENO, current, strlen(current));
-	write(STDERR_FILENO, b, sizeof(b) - 1);
+	write(report_fd, a, sizeof(a) - 1);
+	write(report_fd, current, strlen(current));
+	write(report_fd, b, sizeof(b) - 1);
 	_exit(1);
+}
+
+/* A crash names its input, then goes on as it would have: the previous
+ * handler (a sanitizer's report) or the default action. */
+static void on_crash(int sig)
+{
+	static const char a[] = "fuzz_replay: FINDING: signal ";
+	static const char b[] = " while running ";
+	char num[4] = { (char)('0' + sig / 10 % 10), (char)('0' + sig % 10), '\0' };
+
+	write(report_fd, a, sizeof(a) - 1);
+	write(report_fd, num, strlen(num));
+	write(report_fd, b, sizeof(b) - 1);
+	write(report_fd, current, strlen(current));
+	write(report_fd, "\n", 1);
+	sigaction(sig, &previous[sig], NULL);
+	if (sig != SIGSEGV && sig != SIGBUS && sig != SIGFPE && sig != SIGILL)
+		raise(sig); /* a fault comes back by itself when the handler returns */
 }
 
 static uint8_t *slurp(const char *p, size_t *n)
@@ -149,6 +169,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGALRM, on_alarm);
+	report_fd = dup(STDERR_FILENO);
+	for (int sig = 1; sig < NSIG; sig++) {
+		struct sigaction sa = { .sa_handler = on_crash, .sa_flags = SA_NODEFER };
+
+		if (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGABRT)
+			sigaction(sig, &sa, &previous[sig]);
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	snprintf(current, sizeof(current), "(building the seed pools)");
 	alarm(timeout_s);
