@@ -35,6 +35,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "../common/crash.h"
 #include "../common/log.h"
 #include "../heap/pmem.h"
 #include "interpose.h"
@@ -163,6 +164,9 @@ __attribute__((constructor)) static void preload_init(void)
 			SETTINGS_STRICT_EXIT);
 		_exit(SETTINGS_STRICT_EXIT);
 	}
+	/* BTD_CRASH_AT of the test builds: before any pool
+	 * opens (nothing but a warning without them). */
+	crash_init(environ, getauxval(AT_SECURE) != 0);
 	interpose_enter(); /* pthread_atfork and dlopen allocate */
 	interpose_register_api();
 	load_libpmem_if_useful();
