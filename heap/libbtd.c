@@ -14,6 +14,7 @@
 #include "../common/log.h"
 #include "btd.h"
 #include "heap.h"
+#include "pmem_sim.h"
 #include "pool.h"
 
 extern char **environ;
@@ -25,9 +26,10 @@ extern char **environ;
  * library's heap is never opened and its handlers do nothing. */
 __attribute__((constructor)) static void libbtd_init(void)
 {
-	/* BTD_CRASH_AT of the test builds: before any pool
+	/* BTD_CRASH_AT and BTD_CRASH_SIM of the test builds: before any pool
 	 * opens (nothing but a warning without them). */
 	crash_init(environ, getauxval(AT_SECURE) != 0);
+	pmem_sim_start();
 	if (pthread_atfork(heap_fork_prepare, heap_fork_parent, heap_fork_child))
 		log_msg(LOG_WARN, "pthread_atfork failed: a fork child could write into its "
 			"parent's pool; do not fork while a pool is open");
