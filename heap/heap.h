@@ -15,17 +15,22 @@ struct heap_open_info {
 	uint64_t kept_blocks, kept_bytes;
 	uint64_t freed_blocks, freed_bytes;
 	uint64_t gc_ns;           /* time spent in recovery */
+	uint64_t rolled_back;     /* transactions in flight, rolled back */
 };
 
-/* Open (creating if missing) the pool and make the heap ready: recovery
- * runs here, before the first allocation.  BTD_OK or a btd_status. */
-int heap_open(const char *path, size_t size, enum btd_gc gc, struct heap_open_info *info);
-void heap_close(void);
-
-/* The default pool path of a program (see pool.h). */
-int heap_default_path(char *buf, size_t n, const char *program, unsigned instance);
-void heap_abandon(void);  /* as a crash would: write nothing */
-int heap_exit(void);      /* at process exit: freeze; 1 when marked clean */
+/* The lifecycle, for the open sequence (store/store.c), which drives the
+ * heap and recovery in turn. */
+struct pool;
+struct pool *heap_pool(void);  /* the pool the heap lives in */
+int heap_attach(void);         /* after pool_open: the DRAM tables */
+void heap_ready(void);         /* after recovery: allocation may start */
+void heap_detach(void);        /* the DRAM tables and slabs dropped */
+void heap_lock(void);
+void heap_unlock(void);
+void heap_quiesce(void);       /* (locked) before a clean close */
+int heap_freeze(void);         /* (locked) at exit; 1: no other thread allocates */
+/* No more allocation from the pool: a fork child (fork.c), or exit. */
+extern int heap_frozen;
 /* Ask the next open to collect although this close is clean: the caller
  * put blocks in the pool that nobody will free (the preload's routing). */
 void heap_collect_next(void);

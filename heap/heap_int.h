@@ -31,6 +31,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "../common/compiler.h"
 #include "layout.h"
 #include "pool.h"
 
@@ -92,19 +93,79 @@ struct heap {
 	unsigned threads;          /* theaps in use */
 };
 
+/* SLAB STATES (atomic, for the hand-over between an owner and the threads
+ * that free into its slabs):
+ *   ACTIVE    owned; current or on the owner's partial list, which the
+ *             owner visits and collects remote frees from
+ *   FULL      owned and exhausted, on the owner's full list, not visited:
+ *             a remote free must tell the owner
+ *   NOTIFIED  a remote free did: on the owner's delayed list
+ *   PARKED    no owner: on the heap's partial list
+ * The owner publishes FULL and then looks at xfree once more; a freer
+ * pushes to xfree and then looks at the state.  With both sequentially
+ * consistent one of them sees the other, so no freed block is lost.
+ * FULL -> NOTIFIED and every change of a slab's owner happen under
+ * heap.lock; FULL -> ACTIVE by the owner is a CAS that loses to a
+ * notifier. */
+enum slab_state { SLAB_ACTIVE, SLAB_FULL, SLAB_NOTIFIED, SLAB_PARKED };
+
+/* Which of its owner's lists a slab is on (owner only). */
+enum slab_list { LIST_NONE, LIST_PARTIAL, LIST_FULL };
+
 extern struct heap heap;
 
-/* No more allocation from the pool: a fork child (fork.c), or exit. */
-extern int heap_frozen;
+/* heap.c: internal memory (never malloc: invariant 6) and misuse. */
+void *heap_internal_map(size_t n);
+void *heap_internal_alloc(size_t n);          /* fixed-size objects; heap.lock */
+BTD_COLD BTD_NORETURN void heap_misuse(const char *what, const void *p);
+void heap_collect_remote(int all);            /* heap.lock */
 
+/* classes.c */
 extern const uint32_t heap_class_size[HEAP_CLASSES];
+extern uint8_t heap_class_lo[1024 / 16 + 1], heap_class_hi[HEAP_SMALL_MAX / 256 + 1];
+void classes_init(void);
 
-/* Volatile-state construction, for heap.c's open and recovery/. */
-struct slab *heap_slab_new(size_t page, unsigned cls);
-void heap_map_large(size_t page, size_t npages);
-void heap_free_run(size_t page, size_t npages);
-void heap_slab_park(struct slab *s);          /* to the partial list */
-void heap_release_slab(struct slab *s);
+static inline unsigned size_class(size_t n)
+{
+	return n <= 1024 ? heap_class_lo[(n + 15) >> 4] : heap_class_hi[(n + 255) >> 8];
+}
+
+/* run.c: free runs and run metadata; the caller holds heap.lock. */
+void run_free(size_t page, size_t npages);    /* to the free index, merged */
+size_t run_take(size_t npages);               /* SIZE_MAX: no room (err_last) */
+int run_take_at(size_t page, size_t npages);  /* 1: those pages were free */
+void run_map_large(size_t page, size_t npages);
+/* The only writers of page descriptors (see layout.h).  publish: the run
+ * is live with head d, durable on return; retire: its head becomes a
+ * release mark, durable, before its pages can be reused. */
+void run_publish(size_t page, size_t npages, uint64_t d);
+void run_retire(size_t page, size_t npages);
+/* Recovery's rewrite of many descriptors: stage each, then one sync
+ * flushes the range and drains once. */
+void run_desc_stage(size_t page, uint64_t d);
+void run_desc_sync(size_t page, size_t npages);
+
+/* slab.c */
+struct slab *slab_new(size_t page, unsigned cls);  /* DRAM only; heap.lock */
+struct slab *slab_make(unsigned cls);               /* a new run, published */
+void slab_release(struct slab *s);                  /* back to the pages */
+void slab_park(struct slab *s);                     /* to the heap's partial list */
+struct slab *slab_partial_pop(unsigned cls);
+void slab_collect(struct slab *s);                  /* remote frees to the local list */
+void slab_rebuild(struct slab *s);                  /* the local list from the bitmap */
+void slab_carve(struct slab *s);                    /* never-used blocks to the list */
+
+/* theap.c */
+extern BTD_TLS struct theap *tls_theap;
+struct theap *theap_get(void);
+void theap_list_add(struct theap *t, struct slab *s, enum slab_list which);
+void theap_list_del(struct theap *t, struct slab *s);
+BTD_NOINLINE void *theap_alloc_slow(struct theap *t, unsigned cls);
+BTD_NOINLINE void theap_slab_unfull(struct theap *t, struct slab *s);
+BTD_NOINLINE void theap_slab_drop(struct theap *t, struct slab *s);
+void theap_init(void);
+void theap_forget(void);
+int theap_mine(void);                         /* this thread has a theap */
 
 /* Free pages and the file system (space.c): which free pages are backed
  * and which are holes, given back after a decay period.  All but

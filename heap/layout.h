@@ -258,4 +258,67 @@ static inline uint64_t desc_run_pages(uint64_t d, uint64_t pg, uint64_t top, uns
 	return 0;
 }
 
+/* THE WALK.  The runs the descriptors describe, in page order, as recovery,
+ * the checker and `btd info` all read them: from page 0, each valid head
+ * (desc_run_pages) is a run, the walk jumps over it, and a page that heads
+ * no run is skipped.  A large run is cut where another valid head begins
+ * inside it (its length was damaged: a slab's is fixed).  What the walk
+ * passes over that is neither 0 nor a release mark is damage, counted in
+ * `suspicious` (cut runs included).
+ *
+ *	struct desc_walk w = desc_walk_start(desc, top, minor);
+ *	struct desc_run r;
+ *	while (desc_walk_next(&w, &r))
+ *		... r.page, r.npages, r.d ... */
+struct desc_run {
+	uint64_t page, npages, d;
+};
+
+struct desc_walk {
+	const uint64_t *desc;
+	uint64_t top, pg;
+	unsigned minor;
+	uint64_t suspicious;      /* descriptors that are damage */
+	uint64_t cut;             /* large runs cut where another began */
+};
+
+static inline struct desc_walk desc_walk_start(const uint64_t *desc, uint64_t top, unsigned minor)
+{
+	struct desc_walk w = { desc, top, 0, minor, 0, 0 };
+
+	return w;
+}
+
+static inline int desc_walk_next(struct desc_walk *w, struct desc_run *r)
+{
+	while (w->pg < w->top) {
+		uint64_t pg = w->pg, d = w->desc[pg];
+		uint64_t n = desc_run_pages(d, pg, w->top, w->minor);
+
+		if (!n) {
+			w->suspicious += !desc_is_idle(d, pg);
+			w->pg++;
+			continue;
+		}
+		if (DESC_KIND(d) == DESC_LARGE) {
+			for (uint64_t i = 1; i < n; i++) {
+				if (desc_run_pages(w->desc[pg + i], pg + i, w->top, w->minor)) {
+					n = i;
+					w->cut++;
+					w->suspicious++;
+					break;
+				}
+			}
+		}
+		for (uint64_t i = 1; i < n; i++)
+			w->suspicious += !desc_is_idle(w->desc[pg + i], pg + i);
+		r->page = pg;
+		r->npages = n;
+		r->d = d;
+		w->pg = pg + n;
+		return 1;
+	}
+	return 0;
+}
+
 #endif

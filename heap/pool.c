@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/crash.h"
 #include "../common/error.h"
 #include "../common/log.h"
 #include "btd.h"
@@ -106,14 +107,10 @@ void pool_header_write(struct pool *p)
 	p->hdr.epoch++;
 	p->marked_open = 1; /* p->hdr says open until pool_mark_clean */
 	header_seal(&p->hdr);
-	pmem_copy_persist(dst, &p->hdr, sizeof(p->hdr), PMEM_WHY_HEADER);
+	pmem_copy_flush(dst, &p->hdr, sizeof(p->hdr), PMEM_WHY_HEADER);
+	CRASH_POINT(CRASH_HEADER_WRITE);
+	pmem_drain_why(PMEM_WHY_HEADER);
 	p->hdr_slot = slot;
-}
-
-void pool_desc_set(struct pool *p, size_t page, uint64_t d)
-{
-	__atomic_store_n(&p->desc[page], d, __ATOMIC_RELEASE);
-	pmem_persist_why(&p->desc[page], sizeof(uint64_t), PMEM_WHY_DESC);
 }
 
 /* THE DESCRIPTOR.  Once the pool is mapped its descriptor is closed: a
@@ -253,6 +250,7 @@ int pool_grow(struct pool *p, size_t top)
 				ret = back(p, p->hdr.bitmap_off + b0, b1 - b0);
 			pool_release_fd(p);
 			if (!ret) {
+				CRASH_POINT(CRASH_POOL_GROW);
 				p->hdr.heap_top = want;
 				pool_header_write(p);
 				__atomic_store_n(&p->heap_top, want, __ATOMIC_RELEASE);
@@ -792,6 +790,7 @@ void pool_mark_clean(struct pool *p)
 
 	if (bitmap_bytes)
 		pmem_persist_why(p->bitmap, bitmap_bytes, PMEM_WHY_CLOSE);
+	CRASH_POINT(CRASH_CLOSE_BITMAP);
 	p->hdr.meta_sum = p->hdr.minor >= 1 ? pool_meta_sum(p) : 0;
 	p->hdr.close_roots = 0;
 	for (unsigned i = 0; i < POOL_ROOTS_MAX; i++)

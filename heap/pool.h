@@ -106,9 +106,6 @@ void pool_header_write(struct pool *p);
 /* Drop all data: punch out descriptors, bitmap and data, heap_top 0. */
 int pool_reset(struct pool *p);
 
-/* Persist a page descriptor. */
-void pool_desc_set(struct pool *p, size_t page, uint64_t d);
-
 /* Layout of a pool of `size` bytes; 0 when too small. */
 int pool_layout(size_t size, struct pool_header *h);
 

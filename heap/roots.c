@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../common/crash.h"
 #include "../common/error.h"
 #include "../common/log.h"
 #include "btd.h"
@@ -56,6 +57,7 @@ int roots_set(const char *name, const void *p)
 	pthread_mutex_lock(&roots_lock);
 	struct pool_root *r = find(name, tag);
 
+	CRASH_POINT(CRASH_ROOT_SET);
 	if (r && p) { /* one 8-byte store */
 		__atomic_store_n(&r->ptr, word, __ATOMIC_RELEASE);
 		pmem_persist_why(&r->ptr, sizeof(r->ptr), PMEM_WHY_ROOT);
@@ -74,10 +76,13 @@ int roots_set(const char *name, const void *p)
 			memcpy(r->name, name, len);
 			r->ptr = word;
 			pmem_persist_why(r, sizeof(*r), PMEM_WHY_ROOT);
+			CRASH_POINT(CRASH_ROOT_NAMED);
 			__atomic_store_n(&r->tag, tag, __ATOMIC_RELEASE);
 			pmem_persist_why(&r->tag, sizeof(r->tag), PMEM_WHY_ROOT);
 		}
 	}
+	if (!ret)
+		CRASH_POINT(CRASH_ROOT_DONE);
 	pthread_mutex_unlock(&roots_lock);
 	return ret;
 }

@@ -32,7 +32,7 @@ extern struct interpose_counters interpose_counters;
  * fast path.  Returns the number of problems reported on stderr. */
 int interpose_init(char *const *envp, int secure);
 
-/* Make the public API open the pool through the route (heap/api.h), so
+/* Make the public API open the pool through the route (store/api.h), so
  * that the API and malloc routing share it.  The preload's constructor
  * calls it. */
 void interpose_register_api(void);

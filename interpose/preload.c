@@ -5,7 +5,7 @@
  *                           pool before any constructor of ours runs)
  *   constructor             settings, jemalloc's fast paths, fork handlers;
  *                           the btd_* API is told to open the pool through
- *                           the route (heap/api.h)
+ *                           the route (store/api.h)
  *   first persistent call   the pool opens (route.c): the first allocation
  *                           the policy sends there, or the first btd_* call
  *                           that needs it
@@ -39,6 +39,7 @@
 #include "../common/log.h"
 #include "../heap/pmem.h"
 #include "../heap/pmem_sim.h"
+#include "../store/store.h"
 #include "interpose.h"
 #include "stats.h"
 
@@ -60,7 +61,7 @@ static void write_heap_stats(int fd)
 	static const char *const why[] = { "header", "roots", "descriptors", "btd_persist",
 					   "close", "recovery", "transactions" };
 
-	if (!heap_is_open()) {
+	if (!store_is_open()) {
 		/* Why there is none: BTD_POOL_PROGRAM, the process tree, or a
 		 * problem the warning named. */
 		if (c->pool_filtered)

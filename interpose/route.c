@@ -37,7 +37,8 @@
 
 #include "btd.h"
 #include "../common/log.h"
-#include "../heap/api.h"
+#include "../store/api.h"
+#include "../store/store.h"
 #include "../heap/heap.h"
 #include "../heap/pmem.h"
 #include "interpose.h"
@@ -295,7 +296,7 @@ static int heap_start(const char *cfg_pool, size_t cfg_size, int for_api)
 	return BTD_OK;
 }
 
-static int heap_ready(void)
+static int route_pool_ready(void)
 {
 	int st = __atomic_load_n(&heap_state, __ATOMIC_ACQUIRE);
 
@@ -319,10 +320,10 @@ static int route_open_for_api(const char *cfg_pool, size_t cfg_size)
 	interpose_enter();
 	/* An ordinary call, not an allocation, and outside heap_open_lock
 	 * (see heap/pmem.c): libpmem may load here. */
-	if (!heap_is_open() && pmem_load(&why))
+	if (!store_is_open() && pmem_load(&why))
 		log_msg(LOG_WARN, "cannot load libpmem (%s): persisting with msync", why);
 	pthread_mutex_lock(&heap_open_lock);
-	if (!heap_is_open())
+	if (!store_is_open())
 		st = heap_start(cfg_pool, cfg_size, 1);
 	pthread_mutex_unlock(&heap_open_lock);
 	interpose_leave();
@@ -352,7 +353,7 @@ static enum route_kind route_decide(size_t n, const void *caller)
 
 	if (!persistent)
 		return ROUTE_TRANSIENT;
-	if (heap_ready())
+	if (route_pool_ready())
 		return ROUTE_PERSISTENT;
 	/* Counted only with stats on: without them, a thread with no pool
 	 * does not come here for every allocation. */
@@ -593,7 +594,7 @@ void interpose_exit(void)
 		 * free: with roots, the next open collects it. */
 		if (interpose_settings.policy != POLICY_NONE)
 			heap_collect_next();
-		heap_exit();
+		store_exit();
 		interpose_leave();
 	}
 }

@@ -42,6 +42,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "../common/crash.h"
 #include "../common/error.h"
 #include "../common/log.h"
 #include "../heap/heap_int.h"
@@ -252,48 +253,34 @@ static int mark_all(void)
 static int walk(void)
 {
 	struct pool *p = &heap.pool;
-	unsigned minor = p->hdr.minor;
+	struct desc_walk w = desc_walk_start(p->desc, p->heap_top, p->hdr.minor);
+	struct desc_run r;
 	size_t free_from = 0;
 
 	heap.top = p->heap_top;
-	for (size_t pg = 0; pg < p->heap_top;) {
-		uint64_t d = p->desc[pg];
-		size_t n = desc_run_pages(d, pg, p->heap_top, minor);
+	while (desc_walk_next(&w, &r)) {
+		size_t pg = r.page, n = r.npages;
 
-		if (!n) {
-			report.suspicious += !desc_is_idle(d, pg);
-			pg++;
-			continue;
-		}
-		if (DESC_KIND(d) == DESC_SLAB) {
-			struct slab *s = heap_slab_new(pg, DESC_SLAB_CLASS(d));
+		if (DESC_KIND(r.d) == DESC_SLAB) {
+			struct slab *s = slab_new(pg, DESC_SLAB_CLASS(r.d));
 
 			if (!s)
 				return -1;
 			s->bump = s->nblocks;
 			s->rebuild = 1;
 		} else {
-			for (size_t i = 1; i < n; i++) {
-				if (desc_run_pages(p->desc[pg + i], pg + i, p->heap_top, minor)) {
-					n = i; /* cut: another run begins here */
-					report.cut_runs++;
-					break;
-				}
-			}
-			heap_map_large(pg, n);
+			run_map_large(pg, n);
 			for (size_t i = 1; i < n; i++)
 				heap.pagemap[pg + i] = PAGE_INTERIOR(pg);
 		}
-		for (size_t i = 1; i < n; i++)
-			report.suspicious += !desc_is_idle(p->desc[pg + i], pg + i);
 		if (free_from < pg)
-			heap_free_run(free_from, pg - free_from);
-		pg += n;
-		free_from = pg;
+			run_free(free_from, pg - free_from);
+		free_from = pg + n;
 	}
 	if (free_from < heap.top)
-		heap_free_run(free_from, heap.top - free_from);
-	report.suspicious += report.cut_runs;
+		run_free(free_from, heap.top - free_from);
+	report.cut_runs = w.cut;
+	report.suspicious = w.suspicious;
 	return 0;
 }
 
@@ -317,8 +304,8 @@ static void sweep(struct heap_open_info *info)
 				info->kept_bytes += n * POOL_PAGE;
 			} else {
 				heap.pagemap[pg] = 0;
-				p->desc[pg] = desc_make_free(n, pg);
-				heap_free_run(pg, n);
+				run_desc_stage(pg, desc_make_free(n, pg));
+				run_free(pg, n);
 			}
 			pg += n;
 		} else {
@@ -329,14 +316,14 @@ static void sweep(struct heap_open_info *info)
 			info->kept_bytes += (uint64_t)live * s->size;
 			pg += SLAB_PAGES;
 			if (live) {
-				heap_slab_park(s);
+				slab_park(s);
 			} else {
 				size_t head = pool_page_of(p, s->start);
 
-				p->desc[head] = desc_make_free(SLAB_PAGES, head);
+				run_desc_stage(head, desc_make_free(SLAB_PAGES, head));
 				for (unsigned i = 0; i < SLAB_PAGES; i++)
 					heap.pagemap[head + i] = 0;
-				heap_free_run(head, SLAB_PAGES);
+				run_free(head, SLAB_PAGES);
 			}
 		}
 	}
@@ -367,12 +354,13 @@ static uint64_t commit(void)
 		uint64_t want = desc_of(pg), cur = p->desc[pg];
 
 		if (cur != want && !(want == 0 && desc_is_idle(cur, pg))) {
-			__atomic_store_n(&p->desc[pg], want, __ATOMIC_RELAXED);
+			run_desc_stage(pg, want);
 			/* A pool of format 1.0 gets its checks: not damage. */
 			changed += !(p->hdr.minor == 0 && cur == (want & DESC_BODY_MASK));
 		}
 	}
-	pmem_persist_why(p->desc, p->heap_top * sizeof(uint64_t), PMEM_WHY_RECOVERY);
+	CRASH_POINT(CRASH_RECOVERY_COMMIT);
+	run_desc_sync(0, p->heap_top);
 	return changed;
 }
 
@@ -447,19 +435,19 @@ static void restore_run(size_t head, size_t n, uint64_t d)
 	struct pool *p = &heap.pool;
 
 	for (size_t i = 1; i < n; i++)
-		p->desc[head + i] = 0;
-	__atomic_store_n(&p->desc[head], d, __ATOMIC_RELEASE);
-	pmem_persist_why(&p->desc[head], n * sizeof(uint64_t), PMEM_WHY_RECOVERY);
+		run_desc_stage(head + i, 0);
+	run_desc_stage(head, d);
+	run_desc_sync(head, n);
 	/* Live in the page map too, so that marking goes on into it. */
 	if (DESC_KIND(d) == DESC_SLAB) {
-		struct slab *s = heap_slab_new(head, DESC_SLAB_CLASS(d));
+		struct slab *s = slab_new(head, DESC_SLAB_CLASS(d));
 
 		if (s) {
 			s->bump = s->nblocks;
 			s->rebuild = 1;
 		}
 	} else {
-		heap_map_large(head, n);
+		run_map_large(head, n);
 		for (size_t i = 1; i < n; i++)
 			heap.pagemap[head + i] = PAGE_INTERIOR(head);
 	}
@@ -637,12 +625,12 @@ static void heap_top_from_descriptors(struct pool *p)
 {
 	size_t top = p->heap_top;
 
-	for (size_t pg = 0; pg < p->npages; pg++) {
-		uint64_t n = desc_run_pages(p->desc[pg], pg, p->npages, p->hdr.minor);
+	struct desc_walk w = desc_walk_start(p->desc, p->npages, p->hdr.minor);
+	struct desc_run r;
 
-		if (n && pg + n > top)
-			top = pg + n;
-	}
+	while (desc_walk_next(&w, &r))
+		if (r.page + r.npages > top)
+			top = r.page + r.npages;
 	if (top == p->heap_top)
 		return;
 	/* The newer header had backed them; back them again in case it was
@@ -793,6 +781,7 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 	}
 	pool_mark_open(p);
 	sweep(info);
+	CRASH_POINT(CRASH_RECOVERY_SWEPT);
 	report.bad_descs = commit();
 	if (mode != RECOVER_CHECK)
 		roots_upgrade(); /* after commit: the descriptors have their checks */

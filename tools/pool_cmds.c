@@ -26,6 +26,7 @@
 #include "../heap/heap.h"
 #include "../heap/heap_int.h"
 #include "../recovery/recovery.h"
+#include "../store/store.h"
 #include "btd.h"
 #include "pool_cmds.h"
 
@@ -120,22 +121,21 @@ int cmd_info(const char *path)
 	const uint64_t *bits = (const void *)(m + h.bitmap_off);
 	uint64_t slabs = 0, large = 0, pages = 0, blocks = 0;
 
-	for (uint64_t pg = 0; pg < h.heap_top;) {
-		uint64_t n = desc_run_pages(desc[pg], pg, h.heap_top, h.minor);
+	struct desc_walk walk = desc_walk_start(desc, h.heap_top, h.minor);
+	struct desc_run r;
 
-		if (!n) {
-			pg++;
-			continue;
-		}
-		*(DESC_KIND(desc[pg]) == DESC_SLAB ? &slabs : &large) += 1;
-		pages += n;
-		pg += n;
+	while (desc_walk_next(&walk, &r)) {
+		*(DESC_KIND(r.d) == DESC_SLAB ? &slabs : &large) += 1;
+		pages += r.npages;
 	}
 	for (uint64_t w = 0; w < h.heap_top * POOL_PAGE / POOL_GRANULE / 64; w++)
 		blocks += (uint64_t)__builtin_popcountll(bits[w]);
 	printf("used        %llu MiB in %llu slabs and %llu large blocks\n",
 	       (unsigned long long)(pages * POOL_PAGE >> 20), (unsigned long long)slabs,
 	       (unsigned long long)large);
+	if (walk.suspicious)
+		printf("damage      %llu page descriptors are neither a run nor free "
+		       "(btd check tells more)\n", (unsigned long long)walk.suspicious);
 	if (h.clean)
 		printf("live blocks %llu\n", (unsigned long long)blocks);
 	else
@@ -200,7 +200,7 @@ int cmd_check(const char *path, int repair)
 	recovery_set_mode(repair ? RECOVER_REPAIR : RECOVER_CHECK);
 	/* With --repair, every run restored means one more open. */
 	for (int attempt = 0;; attempt++) {
-		st = heap_open(path, 0, repair ? GC_ALWAYS : GC_AUTO, &info);
+		st = store_open(path, 0, repair ? GC_ALWAYS : GC_AUTO, &info);
 		const struct recovery_report *r = recovery_last();
 
 		if (!found.wild)
@@ -265,7 +265,7 @@ int cmd_check(const char *path, int repair)
 		       "reclaimed\n", (unsigned long long)info.freed_blocks);
 	int remain = bad || a.reachable_free || a.wild;
 
-	heap_close();
+	store_close();
 	if (!problems) {
 		printf("ok\n");
 		return 0;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../../heap/heap.h"
+#include "../../store/store.h"
 #include "../../heap/heap_int.h"
 #include "../../heap/pmem.h"
 #include "../../heap/roots.h"
@@ -25,12 +26,12 @@ static void setup(void)
 	strcpy(dir, "/dev/shm/btd-test-XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/h.pool", dir);
-	cr_assert_eq(heap_open(path, 256 * MiB, GC_AUTO, NULL), 0, "%s", btd_last_error());
+	cr_assert_eq(store_open(path, 256 * MiB, GC_AUTO, NULL), 0, "%s", btd_last_error());
 }
 
 static void teardown(void)
 {
-	heap_close();
+	store_close();
 	char cmd[160];
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
@@ -42,8 +43,8 @@ TestSuite(gc, .init = setup, .fini = teardown);
 
 static void crash_and_reopen(struct heap_open_info *info)
 {
-	heap_abandon();
-	cr_assert_eq(heap_open(path, 256 * MiB, GC_AUTO, info), 0, "%s", btd_last_error());
+	store_abandon();
+	cr_assert_eq(store_open(path, 256 * MiB, GC_AUTO, info), 0, "%s", btd_last_error());
 	cr_assert(info->was_dirty);
 }
 
@@ -478,12 +479,12 @@ Test(gc, clean_close_is_trusted_without_collecting)
 
 	list(100, 0); /* garbage, kept by a clean close: it was allocated */
 	roots_set("l", l);
-	heap_close();
-	cr_assert_eq(heap_open(path, 256 * MiB, GC_AUTO, &info), 0);
+	store_close();
+	cr_assert_eq(store_open(path, 256 * MiB, GC_AUTO, &info), 0);
 	cr_assert(!info.was_dirty && !info.collected);
 	cr_assert_eq(info.kept_blocks, 1100);
-	heap_close();
-	cr_assert_eq(heap_open(path, 256 * MiB, GC_ALWAYS, &info), 0);
+	store_close();
+	cr_assert_eq(store_open(path, 256 * MiB, GC_ALWAYS, &info), 0);
 	cr_assert(info.collected);
 	cr_assert_eq(info.kept_blocks, 1000);
 	cr_assert_eq(info.freed_blocks, 100);
@@ -550,8 +551,8 @@ Test(gc, clean_close_after_remote_frees_persists_an_exact_bitmap)
 	pthread_create(&t, NULL, alloc_thread, &x);
 	pthread_join(t, NULL);
 	xfree_thread(&x); /* all remote: the owner is gone */
-	heap_close();
-	cr_assert_eq(heap_open(path, 256 * MiB, GC_AUTO, &info), 0);
+	store_close();
+	cr_assert_eq(store_open(path, 256 * MiB, GC_AUTO, &info), 0);
 	cr_assert(!info.collected);
 	cr_assert_eq(info.kept_blocks, 1, "remote frees came back as live blocks");
 }

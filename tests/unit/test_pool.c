@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../../heap/heap.h"
+#include "../../store/store.h"
 #include "../../heap/heap_int.h"
 #include "../../heap/roots.h"
 #include "btd.h"
@@ -26,7 +27,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	heap_close();
+	store_close();
 	char cmd[160];
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
@@ -67,7 +68,7 @@ static void refused_unchanged(const char *p, int want, const char *words)
 	size_t n0, n1;
 	char *before = slurp(p, &n0);
 
-	cr_assert_eq(heap_open(p, 64 * MiB, GC_AUTO, NULL), want, "%s", btd_last_error());
+	cr_assert_eq(store_open(p, 64 * MiB, GC_AUTO, NULL), want, "%s", btd_last_error());
 	cr_assert(strstr(btd_last_error(), words), "message '%s' lacks '%s'",
 		  btd_last_error(), words);
 	char *after = slurp(p, &n1);
@@ -82,15 +83,15 @@ Test(pool, create_reopen_same_base_and_contents)
 {
 	struct heap_open_info info;
 
-	cr_assert_eq(heap_open(path, 64 * MiB, GC_AUTO, &info), 0, "%s", btd_last_error());
+	cr_assert_eq(store_open(path, 64 * MiB, GC_AUTO, &info), 0, "%s", btd_last_error());
 	char *p = heap_malloc(100);
 
 	strcpy(p, "persistent");
 	cr_assert_eq(roots_set("r", p), 0);
 	void *base = heap.pool.base;
 
-	heap_close();
-	cr_assert_eq(heap_open(path, 64 * MiB, GC_AUTO, &info), 0, "%s", btd_last_error());
+	store_close();
+	cr_assert_eq(store_open(path, 64 * MiB, GC_AUTO, &info), 0, "%s", btd_last_error());
 	cr_assert_eq(heap.pool.base, base, "reopened at another address");
 	cr_assert(!info.was_dirty);
 	cr_assert_eq(roots_get("r"), p);
@@ -102,7 +103,7 @@ Test(pool, a_pool_takes_space_as_it_grows)
 {
 	struct stat st;
 
-	cr_assert_eq(heap_open(path, 1024 * MiB, GC_AUTO, NULL), 0);
+	cr_assert_eq(store_open(path, 1024 * MiB, GC_AUTO, NULL), 0);
 	stat(path, &st);
 	cr_assert_eq(st.st_size, (off_t)1024 * MiB, "the file spans the reservation");
 	cr_assert_lt(st.st_blocks * 512, 2 * MiB, "but holds only what is used: %lld",
@@ -132,8 +133,8 @@ Test(pool, empty_file_is_refused)
 
 Test(pool, corrupt_headers_are_refused)
 {
-	cr_assert_eq(heap_open(path, 16 * MiB, GC_AUTO, NULL), 0);
-	heap_close();
+	cr_assert_eq(store_open(path, 16 * MiB, GC_AUTO, NULL), 0);
+	store_close();
 	int fd = open(path, O_RDWR);
 
 	/* Flip a byte in each header copy: both checksums fail. */
@@ -150,11 +151,11 @@ Test(pool, corrupt_headers_are_refused)
 
 Test(pool, one_torn_header_copy_is_survived)
 {
-	cr_assert_eq(heap_open(path, 16 * MiB, GC_AUTO, NULL), 0);
+	cr_assert_eq(store_open(path, 16 * MiB, GC_AUTO, NULL), 0);
 	void *p = heap_malloc(10);
 
 	roots_set("x", p);
-	heap_close();
+	store_close();
 	/* Tear the newest copy: the older one is used. */
 	struct pool_header h[2];
 	int fd = open(path, O_RDWR);
@@ -165,14 +166,14 @@ Test(pool, one_torn_header_copy_is_survived)
 
 	pwrite(fd, "XXXX", 4, newest * POOL_HEADER_SLOT + 100);
 	close(fd);
-	cr_assert_eq(heap_open(path, 16 * MiB, GC_AUTO, NULL), 0, "%s", btd_last_error());
+	cr_assert_eq(store_open(path, 16 * MiB, GC_AUTO, NULL), 0, "%s", btd_last_error());
 	cr_assert_eq(roots_get("x"), p);
 }
 
 Test(pool, other_format_version_is_refused)
 {
-	cr_assert_eq(heap_open(path, 16 * MiB, GC_AUTO, NULL), 0);
-	heap_close();
+	cr_assert_eq(store_open(path, 16 * MiB, GC_AUTO, NULL), 0);
+	store_close();
 	int fd = open(path, O_RDWR);
 
 	for (int slot = 0; slot < 2; slot++) {
@@ -189,28 +190,28 @@ Test(pool, other_format_version_is_refused)
 
 Test(pool, truncated_pool_is_refused)
 {
-	cr_assert_eq(heap_open(path, 16 * MiB, GC_AUTO, NULL), 0);
-	heap_close();
+	cr_assert_eq(store_open(path, 16 * MiB, GC_AUTO, NULL), 0);
+	store_close();
 	cr_assert_eq(truncate(path, 8 * MiB), 0);
 	refused_unchanged(path, BTD_ERR_FORMAT, "truncated");
 }
 
 Test(pool, a_directory_is_refused)
 {
-	cr_assert_eq(heap_open(dir, 16 * MiB, GC_AUTO, NULL), BTD_ERR_FORMAT);
+	cr_assert_eq(store_open(dir, 16 * MiB, GC_AUTO, NULL), BTD_ERR_FORMAT);
 	cr_assert(strstr(btd_last_error(), "is a directory"), "%s", btd_last_error());
 }
 
 Test(pool, no_permission_is_refused)
 {
-	cr_assert_eq(heap_open(path, 16 * MiB, GC_AUTO, NULL), 0);
-	heap_close();
+	cr_assert_eq(store_open(path, 16 * MiB, GC_AUTO, NULL), 0);
+	store_close();
 	chmod(path, 0400);
 	if (geteuid() == 0) { /* root reads anything: take the directory away instead */
 		char deep[160];
 
 		snprintf(deep, sizeof(deep), "%s/sub/p.pool", dir);
-		cr_assert_eq(heap_open(deep, 16 * MiB, GC_AUTO, NULL), BTD_ERR_NOENT);
+		cr_assert_eq(store_open(deep, 16 * MiB, GC_AUTO, NULL), BTD_ERR_NOENT);
 		return;
 	}
 	refused_unchanged(path, BTD_ERR_PERM, "Permission denied");
@@ -218,28 +219,28 @@ Test(pool, no_permission_is_refused)
 
 Test(pool, taken_address_range_is_refused)
 {
-	cr_assert_eq(heap_open(path, 16 * MiB, GC_AUTO, NULL), 0);
+	cr_assert_eq(store_open(path, 16 * MiB, GC_AUTO, NULL), 0);
 	void *base = heap.pool.base;
 
-	heap_close();
+	store_close();
 	void *m = mmap(base, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 
 	cr_assert_eq(m, base);
 	refused_unchanged(path, BTD_ERR_ADDR, "is taken in this process");
 	munmap(m, 4096);
-	cr_assert_eq(heap_open(path, 16 * MiB, GC_AUTO, NULL), 0, "%s", btd_last_error());
+	cr_assert_eq(store_open(path, 16 * MiB, GC_AUTO, NULL), 0, "%s", btd_last_error());
 }
 
 Test(pool, second_process_gets_busy)
 {
-	cr_assert_eq(heap_open(path, 16 * MiB, GC_AUTO, NULL), 0);
+	cr_assert_eq(store_open(path, 16 * MiB, GC_AUTO, NULL), 0);
 	/* A child that is not our fork (a fresh exec would be the same):
 	 * simulate with a new open file description. */
 	pid_t pid = fork();
 
 	if (pid == 0) {
-		heap_abandon();
-		int st = heap_open(path, 16 * MiB, GC_AUTO, NULL);
+		store_abandon();
+		int st = store_open(path, 16 * MiB, GC_AUTO, NULL);
 
 		_exit(st == BTD_ERR_BUSY && strstr(btd_last_error(), "open in another process") ? 0 : 1);
 	}
@@ -251,7 +252,7 @@ Test(pool, second_process_gets_busy)
 
 Test(pool, full_pool_returns_enomem_and_recovers)
 {
-	cr_assert_eq(heap_open(path, 4 * MiB, GC_AUTO, NULL), 0);
+	cr_assert_eq(store_open(path, 4 * MiB, GC_AUTO, NULL), 0);
 	size_t n = 0;
 	void *last = NULL;
 
@@ -271,11 +272,11 @@ Test(pool, rootless_pool_is_reset_at_open)
 	struct heap_open_info info;
 	struct stat st;
 
-	cr_assert_eq(heap_open(path, 64 * MiB, GC_AUTO, NULL), 0);
+	cr_assert_eq(store_open(path, 64 * MiB, GC_AUTO, NULL), 0);
 	for (int i = 0; i < 1000; i++)
 		heap_malloc(10000);
-	heap_abandon(); /* a crash, no roots */
-	cr_assert_eq(heap_open(path, 64 * MiB, GC_AUTO, &info), 0);
+	store_abandon(); /* a crash, no roots */
+	cr_assert_eq(store_open(path, 64 * MiB, GC_AUTO, &info), 0);
 	cr_assert(info.was_dirty && info.reset && !info.collected);
 	stat(path, &st);
 	cr_assert_lt(st.st_blocks * 512, 1 * MiB, "reset gives the space back");

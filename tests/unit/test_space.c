@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../../heap/heap.h"
+#include "../../store/store.h"
 #include "../../heap/heap_int.h"
 #include "../../heap/roots.h"
 #include "btd.h"
@@ -21,7 +22,7 @@ static char dir[64], path[128];
 
 static void open_pool(void)
 {
-	cr_assert_eq(heap_open(path, 256 * MiB, GC_AUTO, NULL), 0, "%s", btd_last_error());
+	cr_assert_eq(store_open(path, 256 * MiB, GC_AUTO, NULL), 0, "%s", btd_last_error());
 }
 
 static void setup(void)
@@ -34,7 +35,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	heap_close();
+	store_close();
 	char cmd[160];
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
@@ -110,7 +111,7 @@ Test(space, clean_close_gives_free_pages_back)
 	fill(b, BLOCKS, 1);
 	cr_assert_geq(file_bytes(), BLOCKS * MiB);
 	drop(b, BLOCKS);
-	heap_close();
+	store_close();
 	cr_assert_lt(file_bytes(), 8 * MiB, "a closed pool with nothing in use holds %zu MiB",
 		     file_bytes() >> 20);
 
@@ -122,7 +123,7 @@ Test(space, clean_close_gives_free_pages_back)
 	verify(b, BLOCKS, 7);
 	sound();
 	drop(b, BLOCKS);
-	heap_close();
+	store_close();
 	cr_assert_lt(file_bytes(), 8 * MiB);
 	open_pool();
 	cr_assert_str_eq(roots_get("keep"), "kept");
@@ -262,7 +263,7 @@ Test(space, exit_punches_free_pages_only)
 	fill(b, BLOCKS, 1);
 	for (size_t i = 1; i < BLOCKS; i++)
 		heap_free(b[i]);
-	cr_assert_eq(heap_exit(), 1);
+	cr_assert_eq(store_exit(), 1);
 	cr_assert_lt(file_bytes(), 8 * MiB);
 	verify(b, 1, 1);
 }
@@ -277,9 +278,9 @@ Test(space, open_after_crash_gives_free_pages_back)
 	keep();
 	fill(b, BLOCKS, 1);
 	drop(b, BLOCKS);
-	heap_abandon();
+	store_abandon();
 	cr_assert_geq(file_bytes(), BLOCKS * MiB);
-	cr_assert_eq(heap_open(path, 256 * MiB, GC_AUTO, &info), 0, "%s", btd_last_error());
+	cr_assert_eq(store_open(path, 256 * MiB, GC_AUTO, &info), 0, "%s", btd_last_error());
 	cr_assert(info.was_dirty);
 	cr_assert_lt(file_bytes(), 8 * MiB);
 	sound();

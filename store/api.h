@@ -14,7 +14,7 @@
 #include <stddef.h>
 
 #include "../common/settings.h"
-#include "heap.h"
+#include "store.h"
 
 /* Open the process's pool if it is not open yet.  cfg_pool and cfg_size
  * come from btd_cluster_create (NULL and 0 from every other call).

@@ -27,9 +27,10 @@
 #include "../common/error.h"
 #include "../common/log.h"
 #include "btd.h"
-#include "heap_int.h"
-#include "pmem.h"
-#include "roots.h"
+#include "../heap/heap_int.h"
+#include "../heap/pmem.h"
+#include "../heap/roots.h"
+#include "store.h"
 
 extern char **environ;
 
@@ -73,10 +74,10 @@ int api_open_pool(const struct settings *s, const char *cfg_pool, size_t cfg_siz
 			else
 				strcpy(path, cfg_pool);
 		} else {
-			st = heap_default_path(path, path_size, prog, i);
+			st = store_default_path(path, path_size, prog, i);
 		}
 		if (!st)
-			st = heap_open(path, size, s->gc, info);
+			st = store_open(path, size, s->gc, info);
 		if (st != BTD_ERR_BUSY)
 			break;
 	}
@@ -119,7 +120,7 @@ static int open_here(const char *cfg_pool, size_t cfg_size)
 	int st = BTD_OK;
 
 	pthread_mutex_lock(&api_lock);
-	if (!heap_is_open()) {
+	if (!store_is_open()) {
 		settings_parse(s, environ, getauxval(AT_SECURE) != 0);
 		if (!settings_program_allowed(s, program_invocation_short_name)) {
 			st = refuse_program(s);
@@ -152,7 +153,7 @@ static int pool_open_slow(const char *cfg_pool, size_t cfg_size)
 {
 	int st = BTD_OK;
 
-	if (!heap_is_open()) {
+	if (!store_is_open()) {
 		if (!opener)
 			st = open_here(cfg_pool, cfg_size);
 		else if (!settings_program_allowed(opener_settings, program_invocation_short_name))
@@ -287,7 +288,7 @@ void btd_cluster_destroy(struct btd_cluster *c)
 		return;
 	}
 	pthread_mutex_lock(&api_lock);
-	heap_close();
+	store_close();
 	pthread_mutex_unlock(&api_lock);
 }
 

@@ -13,9 +13,9 @@
 #include "../common/error.h"
 #include "../common/log.h"
 #include "btd.h"
-#include "heap.h"
-#include "pmem_sim.h"
-#include "pool.h"
+#include "../heap/heap.h"
+#include "../heap/pmem_sim.h"
+#include "store.h"
 
 extern char **environ;
 
@@ -45,7 +45,7 @@ __attribute__((constructor)) static void libbtd_init(void)
  * thread heap, heap_exit leaves the pool dirty -- slower, never wrong. */
 __attribute__((destructor)) static void libbtd_fini(void)
 {
-	heap_exit();
+	store_exit();
 }
 
 BTD_EXPORT int btd_tag_begin(void)

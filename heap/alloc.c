@@ -1,0 +1,275 @@
+/* alloc.c: the entry points -- heap_malloc, heap_free and the rest of the
+ * family -- and large blocks.
+ *
+ * THE FAST PATHS.  heap_malloc of a small size: class lookup, the thread's
+ * current slab, pop its local free list, set the block's bitmap bit.
+ * heap_free by the owner: page map lookup, bitmap test-and-clear (which is
+ * also the double-free and interior-pointer check), push.  No flush, no
+ * fence, no lock, no atomic instruction (invariant 3). */
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "heap.h"
+#include "../common/crash.h"
+#include "../common/compiler.h"
+#include "../common/error.h"
+#include "../common/log.h"
+#include "btd.h"
+#include "heap_int.h"
+
+static void *large_alloc(size_t n, size_t align)
+{
+	size_t np = (n + POOL_PAGE - 1) / POOL_PAGE;
+	size_t extra = align > POOL_PAGE ? align / POOL_PAGE - 1 : 0;
+
+	if (n > heap.pool.npages * (size_t)POOL_PAGE) {
+		err_set(BTD_ERR_NOMEM, "a block of %zu bytes is larger than pool %s", n,
+			   heap.pool.path);
+		errno = ENOMEM;
+		return NULL;
+	}
+	pthread_mutex_lock(&heap.lock);
+	size_t page = run_take(np + extra);
+
+	if (page == SIZE_MAX) {
+		pthread_mutex_unlock(&heap.lock);
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (extra) { /* trim to the alignment, give back both ends */
+		uintptr_t a = (uintptr_t)(heap.pool.data + page * POOL_PAGE);
+		size_t lead = ((align - a % align) % align) / POOL_PAGE;
+
+		if (lead)
+			run_free(page, lead);
+		if (extra - lead)
+			run_free(page + lead + np, extra - lead);
+		page += lead;
+	}
+	CRASH_POINT(CRASH_LARGE_PUBLISH);
+	run_publish(page, np, desc_make_large(np, page));
+	CRASH_POINT(CRASH_LARGE_PUBLISHED);
+	run_map_large(page, np);
+	char *p = heap.pool.data + page * POOL_PAGE;
+
+	heap_bit_set(p);
+	pthread_mutex_unlock(&heap.lock);
+	return p;
+}
+
+static void large_free(size_t page, page_entry e)
+{
+	size_t np = PAGE_LARGE_PAGES(e);
+	unsigned bit;
+	uint64_t *w = heap_bitword(heap.pool.data + page * POOL_PAGE, &bit);
+
+	pthread_mutex_lock(&heap.lock);
+	if (heap.pagemap[page] != e) {
+		pthread_mutex_unlock(&heap.lock);
+		heap_misuse("free", heap.pool.data + page * POOL_PAGE);
+	}
+	*w &= ~((uint64_t)1 << bit);
+	space_tick();
+	CRASH_POINT(CRASH_LARGE_RETIRE);
+	run_retire(page, np);
+	heap.pagemap[page] = 0;
+	run_free(page, np);
+	pthread_mutex_unlock(&heap.lock);
+}
+
+int heap_owns(const void *p)
+{
+	return heap.open && pool_contains(&heap.pool, p);
+}
+
+void heap_range(uintptr_t *lo, size_t *len)
+{
+	*lo = (uintptr_t)heap.pool.data;
+	*len = heap.open ? heap.pool.npages * (size_t)POOL_PAGE : 0;
+}
+
+static inline void *small_alloc(unsigned cls)
+{
+	struct theap *t = tls_theap;
+
+	if (likely(t)) {
+		struct slab *s = t->cur[cls];
+
+		if (likely(s && s->free)) {
+			void *b = s->free;
+
+			s->free = link_get(b);
+			s->used++;
+			heap_bit_set(b);
+			return b;
+		}
+	} else if (!(t = theap_get())) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return theap_alloc_slow(t, cls);
+}
+
+void *heap_malloc(size_t n)
+{
+	if (unlikely(heap_frozen)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (likely(n <= HEAP_SMALL_MAX))
+		return small_alloc(size_class(n));
+	return large_alloc(n, 0);
+}
+
+void *heap_aligned(size_t align, size_t n)
+{
+	if (align <= POOL_GRANULE)
+		return heap_malloc(n);
+	if (unlikely(heap_frozen)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	/* A slab starts on a page, so every block of a class whose size is a
+	 * multiple of align is aligned. */
+	if (align <= POOL_PAGE && n <= HEAP_SMALL_MAX) {
+		for (unsigned c = size_class(n < align ? align : n); c < HEAP_CLASSES; c++)
+			if (heap_class_size[c] % align == 0)
+				return small_alloc(c);
+	}
+	return large_alloc(n, align);
+}
+
+/* The slab of a small block, or NULL for a large one; aborts on anything
+ * that is not a live block start. */
+static inline struct slab *block_slab(const void *p, const char *what, page_entry *out)
+{
+	if (unlikely((uintptr_t)p & (POOL_GRANULE - 1)))
+		heap_misuse(what, p);
+	size_t page = pool_page_of(&heap.pool, p);
+	page_entry e = heap.pagemap[page];
+
+	*out = e;
+	if (unlikely(!e))
+		heap_misuse(what, p);
+	if (PAGE_IS_LARGE(e)) {
+		if (unlikely((uintptr_t)p & (POOL_PAGE - 1)))
+			heap_misuse(what, p);
+		return NULL;
+	}
+	return (struct slab *)e;
+}
+
+static void remote_free(struct slab *s, void *p)
+{
+	if (!heap_bit_test(p))
+		heap_misuse("free", p);
+	void *head = atomic_load_explicit(&s->xfree, memory_order_relaxed);
+
+	do {
+		link_set(p, head);
+	} while (!atomic_compare_exchange_weak(&s->xfree, &head, p));
+	/* An owner does not visit its full slabs: tell it (see SLAB STATES). */
+	if (atomic_load(&s->state) == SLAB_FULL) {
+		pthread_mutex_lock(&heap.lock);
+		int expect = SLAB_FULL;
+
+		if (atomic_compare_exchange_strong(&s->state, &expect, SLAB_NOTIFIED)) {
+			struct theap *o = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
+
+			s->dnext = o->delayed;
+			__atomic_store_n(&o->delayed, s, __ATOMIC_RELAXED);
+		}
+		pthread_mutex_unlock(&heap.lock);
+	}
+}
+
+void heap_free(void *p)
+{
+	if (unlikely(heap_frozen))
+		return; /* a fork child: the parent's block, in a private view */
+	page_entry e;
+	struct slab *s = block_slab(p, "free", &e);
+
+	if (unlikely(!s)) {
+		large_free(pool_page_of(&heap.pool, p), e);
+		return;
+	}
+	struct theap *t = tls_theap;
+
+	if (likely(__atomic_load_n(&s->owner, __ATOMIC_RELAXED) == t && t)) {
+		unsigned bit;
+		uint64_t *w = heap_bitword(p, &bit);
+
+		if (unlikely(!(*w & ((uint64_t)1 << bit))))
+			heap_misuse("free", p);
+		*w &= ~((uint64_t)1 << bit);
+		link_set(p, s->free);
+		s->free = p;
+		s->used--;
+		if (unlikely(s->list != LIST_NONE)) {
+			if (s->list == LIST_FULL)
+				theap_slab_unfull(t, s);
+			else if (!s->used && (s->next || s->prev))
+				theap_slab_drop(t, s); /* keep the last one: no churn */
+		}
+		return;
+	}
+	remote_free(s, p);
+}
+
+size_t heap_usable_size(const void *p)
+{
+	page_entry e;
+	struct slab *s = block_slab(p, "malloc_usable_size", &e);
+
+	return s ? s->size : PAGE_LARGE_PAGES(e) * POOL_PAGE;
+}
+
+void *heap_calloc(size_t n)
+{
+	void *p = heap_malloc(n);
+
+	/* Fresh pages of the file read as zero, but a reused block does not. */
+	if (p)
+		memset(p, 0, n);
+	return p;
+}
+
+void *heap_realloc(void *p, size_t n)
+{
+	size_t have = heap_usable_size(p);
+
+	if (n <= have) {
+		/* Shrink in place, unless a small block would waste most of it. */
+		if (n > HEAP_SMALL_MAX || n > have / 2 || have <= 16)
+			return p;
+	} else if (have > HEAP_SMALL_MAX && !heap_frozen) {
+		/* Grow a large block in place into a free run beside it. */
+		size_t page = pool_page_of(&heap.pool, p);
+		size_t np = have / POOL_PAGE, need = (n + POOL_PAGE - 1) / POOL_PAGE;
+		size_t next = page + np, more = need - np;
+
+		pthread_mutex_lock(&heap.lock);
+		int grown = run_take_at(next, more);
+		if (grown && space_take(next, more)) {
+			run_free(next, more);
+			grown = 0;
+		}
+		if (grown) {
+			run_publish(page, need, desc_make_large(need, page));
+			heap.pagemap[page] = PAGE_LARGE(need);
+		}
+		space_tick();
+		pthread_mutex_unlock(&heap.lock);
+		if (grown)
+			return p;
+	}
+	void *q = heap_malloc(n);
+
+	if (!q)
+		return NULL;
+	memcpy(q, p, n < have ? n : have);
+	heap_free(p);
+	return q;
+}

@@ -1,0 +1,251 @@
+/* theap.c: thread heaps -- per size class, the slab a thread allocates
+ * from and its lists of partial and full slabs -- and the small-object
+ * slow path (see SLAB STATES in heap_int.h). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "../common/compiler.h"
+#include "../common/error.h"
+#include "../common/log.h"
+#include "btd.h"
+#include "heap_int.h"
+
+BTD_TLS struct theap *tls_theap;
+static pthread_key_t theap_key;
+static int theap_key_made;
+static struct theap *theap_free;
+
+static struct slab **theap_owner_list(struct theap *t, struct slab *s)
+{
+	return s->list == LIST_FULL ? &t->full[s->cls] : &t->partial[s->cls];
+}
+
+void theap_list_add(struct theap *t, struct slab *s, enum slab_list which)
+{
+	s->list = which;
+	struct slab **head = theap_owner_list(t, s);
+
+	s->prev = NULL;
+	s->next = *head;
+	if (*head)
+		(*head)->prev = s;
+	*head = s;
+}
+
+void theap_list_del(struct theap *t, struct slab *s)
+{
+	if (s->list == LIST_NONE)
+		return;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		*theap_owner_list(t, s) = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->next = s->prev = NULL;
+	s->list = LIST_NONE;
+}
+
+struct theap *theap_get(void)
+{
+	struct theap *t = tls_theap;
+
+	if (likely(t))
+		return t;
+	pthread_mutex_lock(&heap.lock);
+	t = theap_free;
+	if (t)
+		theap_free = t->next_free;
+	else
+		t = heap_internal_alloc(sizeof(*t));
+	if (t) {
+		memset(t, 0, sizeof(*t));
+		t->alive = 1;
+		heap.threads++;
+	}
+	pthread_mutex_unlock(&heap.lock);
+	if (!t)
+		return NULL;
+	tls_theap = t;
+	pthread_setspecific(theap_key, t);
+	return t;
+}
+
+static void theap_park_list(struct theap *t, struct slab *s)
+{
+	while (s) {
+		struct slab *next = s->next;
+
+		theap_list_del(t, s);
+		slab_park(s);
+		s = next;
+	}
+}
+
+/* A thread is ending: its slabs go to the heap's partial lists. */
+static void theap_exit(void *arg)
+{
+	struct theap *t = arg;
+
+	pthread_mutex_lock(&heap.lock);
+	for (struct slab *s = t->delayed; s; s = s->dnext) {
+		theap_list_del(t, s);
+		slab_park(s);
+	}
+	t->delayed = NULL;
+	for (unsigned c = 0; c < HEAP_CLASSES; c++) {
+		if (t->cur[c])
+			slab_park(t->cur[c]);
+		t->cur[c] = NULL;
+		theap_park_list(t, t->partial[c]);
+		theap_park_list(t, t->full[c]);
+	}
+	t->alive = 0;
+	t->next_free = theap_free;
+	theap_free = t;
+	heap.threads--;
+	pthread_mutex_unlock(&heap.lock);
+	if (tls_theap == t)
+		tls_theap = NULL;
+}
+
+/* Full slabs that got remote frees come back to the partial list. */
+static void theap_drain_delayed(struct theap *t)
+{
+	pthread_mutex_lock(&heap.lock);
+	struct slab *s = t->delayed;
+
+	t->delayed = NULL;
+	pthread_mutex_unlock(&heap.lock);
+	while (s) {
+		struct slab *next = s->dnext;
+
+		atomic_store(&s->state, SLAB_ACTIVE);
+		theap_list_del(t, s);
+		theap_list_add(t, s, LIST_PARTIAL);
+		s = next;
+	}
+}
+
+/* The owner's slab has no free block left: to the full list, unless frees
+ * arrived meanwhile.  Returns 1 when it may be used on. */
+static int theap_slab_full(struct theap *t, struct slab *s)
+{
+	atomic_store(&s->state, SLAB_FULL);
+	if (atomic_load(&s->xfree)) {
+		int expect = SLAB_FULL;
+
+		if (atomic_compare_exchange_strong(&s->state, &expect, SLAB_ACTIVE))
+			return 1;
+	}
+	theap_list_add(t, s, LIST_FULL); /* if NOTIFIED, theap_drain_delayed moves it */
+	return 0;
+}
+
+/* A slab for cls from the heap: a parked one (releasing the empty ones
+ * found while another remains), else a new one. */
+static struct slab *theap_slab_acquire(struct theap *t, unsigned cls)
+{
+	struct slab *s;
+
+	pthread_mutex_lock(&heap.lock);
+	while ((s = slab_partial_pop(cls))) {
+		if (s->rebuild)
+			slab_rebuild(s);
+		slab_collect(s);
+		if (s->used || !heap.partial[cls])
+			break;
+		slab_release(s);
+	}
+	if (!s && (s = slab_make(cls)))
+		s->bump = 0;
+	if (s) {
+		__atomic_store_n(&s->owner, t, __ATOMIC_RELAXED);
+		atomic_store(&s->state, SLAB_ACTIVE);
+		s->list = LIST_NONE;
+	}
+	pthread_mutex_unlock(&heap.lock);
+	return s;
+}
+
+/* The current slab of cls is dry: collect remote frees, carve fresh
+ * blocks, or move to another slab. */
+BTD_NOINLINE void *theap_alloc_slow(struct theap *t, unsigned cls)
+{
+	struct slab *s = t->cur[cls];
+
+	if (__atomic_load_n(&t->delayed, __ATOMIC_RELAXED))
+		theap_drain_delayed(t);
+	for (;;) {
+		if (s) {
+			if (!s->free)
+				slab_collect(s);
+			if (!s->free && s->bump < s->nblocks)
+				slab_carve(s);
+			if (s->free) {
+				void *b = s->free;
+
+				t->cur[cls] = s;
+				s->free = link_get(b);
+				s->used++;
+				heap_bit_set(b);
+				return b;
+			}
+			t->cur[cls] = NULL;
+			if (theap_slab_full(t, s))
+				continue;
+		}
+		s = t->partial[cls];
+		if (s) {
+			theap_list_del(t, s);
+			continue;
+		}
+		s = theap_slab_acquire(t, cls);
+		if (!s) {
+			errno = ENOMEM;
+			return NULL;
+		}
+	}
+}
+
+/* The owner freed into one of its full slabs: back to the partial list
+ * (unless a notifier took it to the delayed list first). */
+BTD_NOINLINE void theap_slab_unfull(struct theap *t, struct slab *s)
+{
+	int expect = SLAB_FULL;
+
+	if (atomic_compare_exchange_strong(&s->state, &expect, SLAB_ACTIVE)) {
+		theap_list_del(t, s);
+		theap_list_add(t, s, LIST_PARTIAL);
+	}
+}
+
+/* An empty slab on the partial list goes back to the pages. */
+BTD_NOINLINE void theap_slab_drop(struct theap *t, struct slab *s)
+{
+	theap_list_del(t, s);
+	pthread_mutex_lock(&heap.lock);
+	slab_release(s);
+	pthread_mutex_unlock(&heap.lock);
+}
+
+/* Once per process: thread heaps go back when their thread ends. */
+void theap_init(void)
+{
+	if (!theap_key_made && !pthread_key_create(&theap_key, theap_exit))
+		theap_key_made = 1;
+}
+
+/* This thread's heap lost its slabs (the heap was detached). */
+void theap_forget(void)
+{
+	if (tls_theap)
+		memset(tls_theap, 0, sizeof(*tls_theap));
+}
+
+int theap_mine(void)
+{
+	return tls_theap != NULL;
+}
