@@ -8,7 +8,8 @@
  *   0               4 KiB             header copy 0
  *   4 KiB           4 KiB             header copy 1
  *   8 KiB           64 KiB            root table: 1024 named roots of 64 bytes
- *   roots_end       npages * 8        page descriptors, one u64 per data page
+ *   72 KiB          16 x 64 KiB       transaction logs (format 1.2), one per thread in a transaction
+ *   logs_end        npages * 8        page descriptors, one u64 per data page
  *   desc_end        npages * 4 KiB/128  block-start bitmap, 1 bit per 16 bytes
  *   data_off        npages * 4 KiB    data: slabs and large runs, in pages
  *
@@ -62,6 +63,26 @@
  * runs; persisted whole at a clean close.  After a crash it is rebuilt by
  * the recovery GC and never trusted.
  *
+ * TRANSACTION LOGS (format 1.2).  POOL_LOG_SLOTS undo logs of
+ * POOL_LOG_BYTES each; a thread holds one for the length of a transaction.
+ * A slot starts with struct tx_log_head; entries follow, each a struct
+ * tx_entry and then `len` bytes: the snapshot of [addr, addr + len) taken
+ * before the transaction changed it, padded to 8 bytes.  An entry counts
+ * when its gen equals the head's and its sum is tx_entry_sum of it (which
+ * covers its offset, gen, addr, len and snapshot): entries are scanned from
+ * the first until one does not count, so a torn entry, or one left by an
+ * earlier transaction, ends the log.  The protocol:
+ *   add     write the entry (copy, sum), flush it, drain -- before the
+ *           program changes the range (one fence)
+ *   commit  flush every added range and every block the transaction
+ *           allocated, drain (one fence); then retire: head.gen + 1,
+ *           flushed and drained (one fence).  Committed from the retire on.
+ *   abort   copy every snapshot back, newest first, flush, drain; retire
+ * At open, before recovery, every log with entries that count is rolled
+ * back the same way and retired: idempotent, so a crash during it is one
+ * more crash.  gen starts at 1 (a zeroed slot is first given gen 1).
+ * Pools of format 1.1 and older have no logs (log_off 0): no transactions.
+ *
  * CLEAN FLAG.  Set in the header at a clean close, after the bitmap is
  * persisted, together with meta_sum (format 1.1): a checksum of the root
  * table and of the descriptors and bitmap up to heap_top.  A clean pool is
@@ -80,7 +101,7 @@
 
 #define POOL_MAGIC "BTDPOOL\0"     /* 8 bytes */
 #define POOL_FORMAT_MAJOR 1        /* incompatible changes */
-#define POOL_FORMAT_MINOR 1        /* compatible additions; 1: root checks */
+#define POOL_FORMAT_MINOR 2        /* compatible additions; 1: root checks, 2: logs */
 
 #define POOL_PAGE 4096u
 #define POOL_GRANULE 16u           /* block alignment; one bitmap bit */
@@ -91,6 +112,8 @@
 #define POOL_DATA_ALIGN (64u << 10)
 #define POOL_CLASSES 36u           /* size classes a slab descriptor may name */
 #define POOL_SLAB_PAGES 16u        /* pages of every slab */
+#define POOL_LOG_SLOTS 16u         /* transaction logs (format 1.2) */
+#define POOL_LOG_BYTES (64u << 10) /* each */
 
 struct pool_header {
 	char magic[8];            /* POOL_MAGIC */
@@ -114,7 +137,15 @@ struct pool_header {
 	uint64_t meta_sum;        /* 1.1: pool_meta_sum at the clean close, else 0 */
 	uint64_t close_roots;     /* 1.1: root slots in use at the clean close */
 	uint64_t collect_next;    /* 1.1: the next open collects, though the pool is clean */
-	uint64_t reserved[11];    /* zero; for minor versions */
+	uint64_t log_off;         /* 1.2: transaction logs; 0 in older pools */
+	uint64_t log_slots;       /* 1.2: POOL_LOG_SLOTS */
+	uint64_t log_bytes;       /* 1.2: POOL_LOG_BYTES, each */
+	uint64_t last_recovery;   /* 1.2: when the last recovery ran (seconds), 0 never */
+	uint64_t last_kept;       /* 1.2: the blocks it kept */
+	uint64_t last_freed;      /* 1.2: the blocks it reclaimed */
+	uint64_t last_rolled_back;/* 1.2: the transactions it rolled back */
+	uint64_t last_us;         /* 1.2: how long it took, microseconds */
+	uint64_t reserved[3];     /* zero; for minor versions */
 	uint64_t checksum;        /* fletcher64 of everything above */
 };
 
@@ -128,6 +159,79 @@ struct pool_root {
 };
 
 _Static_assert(sizeof(struct pool_root) == 64, "a root is one cache line");
+
+/* The first cache line of a log slot. */
+struct tx_log_head {
+	uint64_t gen;             /* the generation entries carry to count; >= 1 once used */
+	uint64_t reserved[7];
+};
+
+/* An undo entry; `len` bytes of snapshot follow, padded to 8. */
+struct tx_entry {
+	uint64_t gen;             /* the head's gen of the transaction that wrote it */
+	uint64_t addr;            /* where the snapshot goes back to */
+	uint64_t len;
+	uint64_t sum;             /* tx_entry_sum */
+};
+
+_Static_assert(sizeof(struct tx_log_head) == 64, "a log head is one cache line");
+_Static_assert(sizeof(struct tx_entry) == 32, "entry size is part of the format");
+
+/* The sum of an entry at byte offset off of its slot. */
+static inline uint64_t tx_entry_sum(const struct tx_entry *e, uint64_t off, const void *data)
+{
+	const unsigned char *b = data;
+	uint64_t h = (off + 1) * 0x9e3779b97f4a7c15u ^ e->gen;
+
+	h = (h ^ e->addr) * 0xff51afd7ed558ccdu;
+	h = (h ^ e->len) * 0xc4ceb9fe1a85ec53u;
+	uint64_t g = h ^ 0x2545f4914f6cdd1du, i = 0;
+
+	/* Two independent lanes: the multiply chains run side by side. */
+	for (; i + 16 <= e->len; i += 16) {
+		uint64_t w0, w1;
+
+		__builtin_memcpy(&w0, b + i, 8);
+		__builtin_memcpy(&w1, b + i + 8, 8);
+		h = (h ^ w0) * 0x100000001b3u;
+		g = (g ^ w1) * 0x9fb21c651e98df25u;
+		h ^= h >> 29;
+		g ^= g >> 31;
+	}
+	for (; i < e->len; i++)
+		h = (h ^ b[i]) * 0x100000001b3u;
+	h ^= g * 0xbf58476d1ce4e5b9u;
+	return h ^ (h >> 32);
+}
+
+/* The entries of a log that count (see TRANSACTION LOGS): how many, the
+ * bytes of their snapshots, and where each is (offs, when not NULL, gets
+ * up to POOL_LOG_BYTES / sizeof(struct tx_entry) offsets).  The one reader
+ * of a log: replay, `btd check` and `btd info` use it. */
+static inline unsigned tx_log_scan(const void *slot, uint64_t log_bytes, uint64_t *bytes,
+				   uint64_t *offs)
+{
+	const struct tx_log_head *h = (const struct tx_log_head *)slot;
+	uint64_t off = sizeof(*h);
+	unsigned n = 0;
+
+	*bytes = 0;
+	if (!h->gen || log_bytes > POOL_LOG_BYTES)
+		return 0;
+	while (off + sizeof(struct tx_entry) <= log_bytes) {
+		const struct tx_entry *e = (const struct tx_entry *)((const char *)slot + off);
+
+		if (e->gen != h->gen || e->len > log_bytes - off - sizeof(*e) ||
+		    e->sum != tx_entry_sum(e, off, e + 1))
+			break;
+		if (offs)
+			offs[n] = off;
+		n++;
+		*bytes += e->len;
+		off += sizeof(*e) + ((e->len + 7) & ~(uint64_t)7);
+	}
+	return n;
+}
 
 /* Page descriptors.  kind in bits 0..7; bits 48..63 a check of the page
  * and the rest (format 1.1: a descriptor damaged in any bit, or written at

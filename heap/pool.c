@@ -60,9 +60,17 @@ static size_t round_up(size_t x, size_t a)
 	return (x + a - 1) / a * a;
 }
 
-int pool_layout(size_t size, struct pool_header *h)
+int pool_layout(size_t size, int logs, struct pool_header *h)
 {
 	size_t fixed = POOL_ROOTS_OFF + POOL_ROOTS_MAX * sizeof(struct pool_root);
+
+	h->log_off = h->log_slots = h->log_bytes = 0;
+	if (logs) {
+		h->log_off = round_up(fixed, POOL_PAGE);
+		h->log_slots = POOL_LOG_SLOTS;
+		h->log_bytes = POOL_LOG_BYTES;
+		fixed = h->log_off + (size_t)POOL_LOG_SLOTS * POOL_LOG_BYTES;
+	}
 	/* Per data page: the page, its descriptor, its bitmap bytes. */
 	size_t per_page = POOL_PAGE + sizeof(uint64_t) + POOL_PAGE / POOL_GRANULE / 8;
 
@@ -190,6 +198,18 @@ int pool_punch(struct pool *p, size_t page, size_t n)
 		return err_set(err_status(errno), "cannot give %zu free pages of pool %s "
 				  "back to the file system: %s", n, p->path, err_text(errno));
 	return 0;
+}
+
+int pool_back_log(struct pool *p, unsigned slot)
+{
+	if (p->private_view || !p->hdr.log_off)
+		return 0;
+	int ret = pool_file_open(p);
+
+	if (!ret)
+		ret = back(p, p->hdr.log_off + (size_t)slot * p->hdr.log_bytes, p->hdr.log_bytes);
+	pool_file_close(p);
+	return ret;
 }
 
 int pool_back(struct pool *p, size_t page, size_t n)
@@ -488,7 +508,7 @@ static int create(struct pool *p, const char *path, size_t size)
 	char tmp[PATH_MAX + 32];
 
 	memset(&h, 0, sizeof(h));
-	if (pool_layout(size, &h))
+	if (pool_layout(size, 1, &h))
 		return err_set(BTD_ERR_INVAL, "pool size %zu is too small: use at least 2M", size);
 	memcpy(h.magic, POOL_MAGIC, 8);
 	h.major = POOL_FORMAT_MAJOR;
@@ -607,8 +627,10 @@ static int validate(struct pool *p, const struct stat *st, struct pool_header *o
 				  POOL_FORMAT_MAJOR);
 	struct pool_header lay = *out;
 
-	if (out->header_size != sizeof(*out) || pool_layout(out->size, &lay) ||
+	if (out->header_size != sizeof(*out) || pool_layout(out->size, out->log_off != 0, &lay) ||
 	    lay.desc_off != out->desc_off || lay.bitmap_off != out->bitmap_off ||
+	    lay.log_off != out->log_off || lay.log_slots != out->log_slots ||
+	    lay.log_bytes != out->log_bytes ||
 	    lay.data_off != out->data_off || lay.npages != out->npages ||
 	    out->heap_top > out->npages || out->base % POOL_PAGE ||
 	    out->base < POOL_PAGE || out->base + out->size < out->base)

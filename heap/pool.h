@@ -99,6 +99,9 @@ int pool_file_open(struct pool *p);
 void pool_file_close(struct pool *p);
 int pool_punch(struct pool *p, size_t page, size_t n);
 int pool_back(struct pool *p, size_t page, size_t n);
+/* Back transaction log `slot` with real blocks (opens the file itself:
+ * not between pool_file_open and pool_file_close). */
+int pool_back_log(struct pool *p, unsigned slot);
 
 /* Write the header (the older slot, epoch + 1) and persist it. */
 void pool_header_write(struct pool *p);
@@ -106,8 +109,9 @@ void pool_header_write(struct pool *p);
 /* Drop all data: punch out descriptors, bitmap and data, heap_top 0. */
 int pool_reset(struct pool *p);
 
-/* Layout of a pool of `size` bytes; 0 when too small. */
-int pool_layout(size_t size, struct pool_header *h);
+/* Layout of a pool of `size` bytes, with transaction logs (format 1.2) or
+ * without (older pools: log_off 0); 0 when too small. */
+int pool_layout(size_t size, int logs, struct pool_header *h);
 
 uint64_t pool_checksum(const void *p, size_t n);
 

@@ -12,6 +12,7 @@
 #include "btd.h"
 #include "heap_int.h"
 #include "pmem.h"
+#include "tx.h"
 
 static pthread_mutex_t roots_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -38,6 +39,37 @@ static struct pool_root *find(const char *name, uint64_t tag)
 	return NULL;
 }
 
+/* Inside a transaction: the slot is added to the log and written without
+ * a flush; the commit makes it durable with the transaction's ranges, and
+ * a rollback restores it.  Caller holds roots_lock. */
+static int set_in_tx(struct pool_root *r, const char *name, size_t len, uint64_t tag,
+		     uint64_t word, const void *p)
+{
+	if (!r && !p)
+		return BTD_OK;
+	for (unsigned i = 0; !r && i < POOL_ROOTS_MAX; i++)
+		if (!heap.pool.roots[i].tag)
+			r = &heap.pool.roots[i];
+	if (!r)
+		return err_set(BTD_ERR_NOMEM, "btd_root_set(%s): all %u roots are in use",
+			       name, POOL_ROOTS_MAX);
+	int ret = tx_add_meta(r, sizeof(*r));
+
+	if (ret)
+		return ret;
+	if (!p) {
+		__atomic_store_n(&r->tag, 0, __ATOMIC_RELEASE);
+	} else if (r->tag == tag) {
+		__atomic_store_n(&r->ptr, word, __ATOMIC_RELEASE);
+	} else {
+		memset(r->name, 0, sizeof(r->name));
+		memcpy(r->name, name, len);
+		r->ptr = word;
+		__atomic_store_n(&r->tag, tag, __ATOMIC_RELEASE);
+	}
+	return BTD_OK;
+}
+
 int roots_set(const char *name, const void *p)
 {
 	size_t len = name ? strlen(name) : 0;
@@ -57,6 +89,11 @@ int roots_set(const char *name, const void *p)
 	pthread_mutex_lock(&roots_lock);
 	struct pool_root *r = find(name, tag);
 
+	if (tx_depth()) {
+		ret = set_in_tx(r, name, len, tag, word, p);
+		pthread_mutex_unlock(&roots_lock);
+		return ret;
+	}
 	CRASH_POINT(CRASH_ROOT_SET);
 	if (r && p) { /* one 8-byte store */
 		__atomic_store_n(&r->ptr, word, __ATOMIC_RELEASE);

@@ -73,6 +73,35 @@ static struct recovery_report report;
 static uint64_t *wild;   /* addresses of wild pointers (WILD_KEEP at most) */
 static size_t nwild;
 
+static recovery_progress_fn progress_fn;
+
+void recovery_set_progress(recovery_progress_fn fn)
+{
+	progress_fn = fn;
+}
+
+static void progress_slow(const char *phase, uint64_t done, uint64_t total)
+{
+	static const char *cur;
+	static uint64_t next;
+
+	if (phase != cur) {
+		cur = phase;
+		next = 0;
+	}
+	if (done >= next) {
+		progress_fn(phase, done, total);
+		next = done + 0x4000;
+	}
+}
+
+/* One test in the hot loops when nobody watches. */
+static inline void progress(const char *phase, uint64_t done, uint64_t total)
+{
+	if (unlikely(progress_fn))
+		progress_slow(phase, done, total);
+}
+
 void recovery_set_mode(enum recovery_mode m)
 {
 	mode = m;
@@ -231,8 +260,12 @@ static int mark_from(const uint64_t *v, size_t n, int roots)
 		if (a)
 			ret = mark(&st, a);
 	}
+	uint64_t popped = 0;
+
 	while (st.n && !ret) {
 		char *b = st.v[--st.n];
+
+		progress("mark", ++popped, 0);
 		const uint64_t *w = (const uint64_t *)b;
 		size_t nw = block_size(b) / sizeof(uint64_t);
 
@@ -261,6 +294,7 @@ static int walk(void)
 	while (desc_walk_next(&w, &r)) {
 		size_t pg = r.page, n = r.npages;
 
+		progress("walk", pg, p->heap_top);
 		if (DESC_KIND(r.d) == DESC_SLAB) {
 			struct slab *s = slab_new(pg, DESC_SLAB_CLASS(r.d));
 
@@ -292,6 +326,7 @@ static void sweep(struct heap_open_info *info)
 	for (size_t pg = 0; pg < p->heap_top;) {
 		page_entry e = heap.pagemap[pg];
 
+		progress("sweep", pg, p->heap_top);
 		if (!e) {
 			pg++;
 		} else if (PAGE_IS_LARGE(e)) {

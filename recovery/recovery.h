@@ -30,6 +30,11 @@ enum recovery_mode { RECOVER_OPEN, RECOVER_CHECK, RECOVER_REPAIR };
 
 void recovery_set_mode(enum recovery_mode m);
 
+/* Called now and then during the long phases ("walk", "sweep": done of
+ * total pages; "mark": blocks marked, total 0), for a progress bar. */
+typedef void (*recovery_progress_fn)(const char *phase, uint64_t done, uint64_t total);
+void recovery_set_progress(recovery_progress_fn fn);
+
 /* What the last recovery found. */
 struct recovery_report {
 	unsigned roots;              /* valid roots */

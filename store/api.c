@@ -30,6 +30,7 @@
 #include "../heap/heap_int.h"
 #include "../heap/pmem.h"
 #include "../heap/roots.h"
+#include "../heap/tx.h"
 #include "store.h"
 
 extern char **environ;
@@ -222,6 +223,8 @@ const char *btd_strerror(int status)
 	case BTD_ERR_NOSPC: return "no space left on the pool's file system";
 	case BTD_ERR_IO: return "I/O error";
 	case BTD_ERR_PERM: return "permission denied";
+	case BTD_ERR_TX: return "no transaction in progress";
+	case BTD_ERR_TXFULL: return "the transaction's log is full";
 	default: return "unknown btd status";
 	}
 }
@@ -246,7 +249,9 @@ static int status_errno(int st)
 	case BTD_ERR_BUSY: return EBUSY;
 	case BTD_ERR_PERM: return EACCES;
 	case BTD_ERR_ADDR: return EEXIST;
-	case BTD_ERR_INVAL: case BTD_ERR_FORMAT: case BTD_ERR_VERSION: return EINVAL;
+	case BTD_ERR_INVAL: case BTD_ERR_FORMAT: case BTD_ERR_VERSION: case BTD_ERR_TX:
+		return EINVAL;
+	case BTD_ERR_TXFULL: return ENOSPC;
 	default: return EIO;
 	}
 }
@@ -384,6 +389,46 @@ void *btd_root_get(const char *name)
 		err_set(BTD_ERR_NOENT, "btd_root_get(%s): no such root in pool %s", name,
 			   heap.pool.path);
 	return p;
+}
+
+
+/* ---- transactions (heap/tx.c) ----------------------------------------- */
+
+int btd_tx_begin(void)
+{
+	int st = tx_depth() ? BTD_OK : pool_ready(NULL, 0);
+
+	return st ? st : tx_begin();
+}
+
+int btd_tx_add(void *p, size_t n)
+{
+	return tx_add(p, n);
+}
+
+void *btd_tx_malloc(size_t n)
+{
+	return tx_malloc(n);
+}
+
+int btd_tx_free(void *p)
+{
+	return tx_free(p);
+}
+
+int btd_tx_commit(void)
+{
+	return tx_commit();
+}
+
+void btd_tx_abort(void)
+{
+	tx_abort();
+}
+
+int btd_tx_depth(void)
+{
+	return tx_depth();
 }
 
 #pragma GCC visibility pop

@@ -23,10 +23,12 @@
 #include "store.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "../common/crash.h"
 #include "../common/error.h"
 #include "../heap/pool.h"
+#include "../heap/tx.h"
 #include "../recovery/recovery.h"
 #include "btd.h"
 
@@ -49,6 +51,8 @@ int store_open(const char *path, size_t size, enum btd_gc gc, struct heap_open_i
 		return ret;
 	ret = heap_attach();
 	if (!ret)
+		ret = tx_replay(&info->rolled_back);
+	if (!ret)
 		ret = recovery_run(gc, info);
 	if (ret) {
 		pool_abandon(p);
@@ -56,6 +60,16 @@ int store_open(const char *path, size_t size, enum btd_gc gc, struct heap_open_i
 		return ret;
 	}
 	CRASH_POINT(CRASH_RECOVERY_DONE);
+	if ((info->collected || info->rolled_back) && p->hdr.minor >= 2) {
+		/* The figures `btd info` shows, in the header the open writes. */
+		p->hdr.last_recovery = (uint64_t)time(NULL);
+		p->hdr.last_kept = info->kept_blocks;
+		p->hdr.last_freed = info->freed_blocks;
+		p->hdr.last_rolled_back = info->rolled_back;
+		p->hdr.last_us = info->gc_ns / 1000;
+		if (p->marked_open)
+			pool_header_write(p);
+	}
 	pool_mark_open(p); /* before the first write (recovery may have made it) */
 	heap_ready();
 	opened = 1;
@@ -69,7 +83,10 @@ void store_close(void)
 	heap_lock();
 	heap_quiesce();
 	opened = 0;
-	pool_close(heap_pool());
+	if (tx_live())
+		pool_abandon(heap_pool()); /* dirty: the next open rolls the transaction back */
+	else
+		pool_close(heap_pool());
 	heap_detach();
 	heap_unlock();
 }
@@ -81,7 +98,7 @@ int store_exit(void)
 	if (!opened || heap_frozen)
 		return 0;
 	heap_lock();
-	if (heap_freeze()) {
+	if (heap_freeze() && !tx_live()) {
 		pool_mark_clean(heap_pool());
 		clean = 1;
 	}

@@ -17,14 +17,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../common/settings.h"
 #include "../heap/heap.h"
 #include "../heap/heap_int.h"
+#include "../heap/tx.h"
 #include "../recovery/recovery.h"
 #include "../store/store.h"
 #include "btd.h"
@@ -44,6 +47,39 @@ static void print_state(const struct pool_header *h, const struct stat *st)
 		       "recovers it\n", (unsigned long long)h->owner_pid);
 	else
 		printf("state       dirty -- the next open recovers it\n");
+}
+
+/* The transaction logs, read with the format's one reader. */
+static void print_logs(const struct pool_header *h, const char *m)
+{
+	unsigned used = 0, live = 0;
+	uint64_t ranges = 0, bytes = 0;
+
+	if (!h->log_off || h->log_off + h->log_slots * h->log_bytes > h->size ||
+	    h->log_slots > 64) {
+		printf("logs        none (format %u.%u has no transactions)\n", h->major, h->minor);
+		return;
+	}
+	for (uint64_t s = 0; s < h->log_slots; s++) {
+		const char *slot = m + h->log_off + s * h->log_bytes;
+		uint64_t b;
+		unsigned n = tx_log_scan(slot, h->log_bytes, &b, NULL);
+
+		used += ((const struct tx_log_head *)slot)->gen != 0;
+		if (n) {
+			live++;
+			ranges += n;
+			bytes += b;
+			printf("  log %-3llu  in flight: %u ranges, %llu bytes of snapshots\n",
+			       (unsigned long long)s, n, (unsigned long long)b);
+		}
+	}
+	printf("logs        %llu of %llu KiB, %u used so far, %u in flight", (unsigned long long)h->log_slots,
+	       (unsigned long long)(h->log_bytes >> 10), used, live);
+	if (live)
+		printf(" (%llu ranges, %llu bytes): the next open rolls them back",
+		       (unsigned long long)ranges, (unsigned long long)bytes);
+	printf("\n");
 }
 
 int cmd_info(const char *path)
@@ -81,6 +117,16 @@ int cmd_info(const char *path)
 	if (bad_copy >= 0)
 		printf("header      copy %d is damaged; the next open repairs it from copy %d\n",
 		       bad_copy, !bad_copy);
+	if (h.last_recovery) {
+		time_t t = (time_t)h.last_recovery;
+		char when[64];
+
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
+		printf("recovery    last at %s: kept %llu blocks, reclaimed %llu, rolled back %llu "
+		       "transactions, in %.1f ms\n", when, (unsigned long long)h.last_kept,
+		       (unsigned long long)h.last_freed, (unsigned long long)h.last_rolled_back,
+		       (double)h.last_us / 1e3);
+	}
 
 	if ((uint64_t)st.st_size != h.size || h.major != POOL_FORMAT_MAJOR ||
 	    h.desc_off >= h.size || h.bitmap_off >= h.size || h.heap_top > h.npages) {
@@ -117,6 +163,7 @@ int cmd_info(const char *path)
 	for (unsigned i = 0; i < POOL_ROOTS_MAX; i++)
 		if (roots[i].tag && root_valid(&roots[i], h.minor, &a))
 			printf("  %-47.47s 0x%llx\n", roots[i].name, (unsigned long long)a);
+	print_logs(&h, m);
 	const uint64_t *desc = (const void *)(m + h.desc_off);
 	const uint64_t *bits = (const void *)(m + h.bitmap_off);
 	uint64_t slabs = 0, large = 0, pages = 0, blocks = 0;
@@ -186,6 +233,47 @@ static unsigned report_problems(const struct recovery_report *r, unsigned long b
 	return n;
 }
 
+/* A progress bar on stderr for the long phases of a large pool's
+ * recovery (only when stderr is a terminal). */
+static void bar(const char *phase, uint64_t done, uint64_t total)
+{
+	if (total) {
+		unsigned pct = (unsigned)(done * 100 / total), fill = pct * 30 / 100;
+		char b[31];
+
+		memset(b, '=', fill);
+		memset(b + fill, ' ', 30 - fill);
+		b[30] = '\0';
+		fprintf(stderr, "\rbtd check: %-5s [%s] %3u%%", phase, b, pct);
+	} else {
+		fprintf(stderr, "\rbtd check: %-5s %llu blocks marked          ", phase,
+			(unsigned long long)done);
+	}
+}
+
+static void bar_done(void)
+{
+	fprintf(stderr, "\r%60s\r", "");
+}
+
+/* Recovery shows progress when stderr is a terminal and the heap is large
+ * (1 GiB of data; BTD_PROGRESS=1 forces it, for tests). */
+static int want_bar(const char *path)
+{
+	const char *force = getenv("BTD_PROGRESS");
+	struct pool_header h;
+	int fd, big = 0;
+
+	if (force)
+		return *force == '1';
+	if (!isatty(STDERR_FILENO) || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	if (pool_read_header(fd, &h, NULL) >= 0)
+		big = h.heap_top * POOL_PAGE >= (1ull << 30);
+	close(fd);
+	return big;
+}
+
 int cmd_check(const char *path, int repair)
 {
 	struct heap_open_info info;
@@ -198,6 +286,10 @@ int cmd_check(const char *path, int repair)
 		return 2;
 	}
 	recovery_set_mode(repair ? RECOVER_REPAIR : RECOVER_CHECK);
+	int show = want_bar(path);
+
+	if (show)
+		recovery_set_progress(bar);
 	/* With --repair, every run restored means one more open. */
 	for (int attempt = 0;; attempt++) {
 		st = store_open(path, 0, repair ? GC_ALWAYS : GC_AUTO, &info);
@@ -226,6 +318,10 @@ int cmd_check(const char *path, int repair)
 			return 2;
 		}
 	}
+	if (show) {
+		recovery_set_progress(NULL);
+		bar_done();
+	}
 	if (st) {
 		fprintf(stderr, "btd check: %s\n", btd_last_error());
 		return 2;
@@ -241,6 +337,13 @@ int cmd_check(const char *path, int repair)
 		       (double)info.gc_ns / 1e6);
 	if (restored)
 		printf("btd check: restored %llu lost runs\n", (unsigned long long)restored);
+	const struct tx_replay_report *tr = tx_replay_last();
+
+	if (tr->logs)
+		printf("transactions %llu in flight (%llu ranges, %llu bytes): %s\n",
+		       (unsigned long long)tr->logs, (unsigned long long)tr->ranges,
+		       (unsigned long long)tr->bytes,
+		       repair ? "rolled back" : "a program's open rolls them back (so does --repair)");
 	unsigned long bad = heap_check(STDOUT_FILENO);
 	struct recovery_audit a;
 
@@ -250,6 +353,10 @@ int cmd_check(const char *path, int repair)
 	       recovery_root_count());
 	unsigned problems = report_problems(&found, bad, &a, repair);
 
+	if (tr->bad_ranges && ++problems)
+		printf("btd check: %llu log entries aim outside the pool: %s\n",
+		       (unsigned long long)tr->bad_ranges, repair ? "skipped, the log retired" :
+		       "damage; --repair skips them and retires the log");
 	if (bad_copy >= 0 && ++problems)
 		printf("btd check: %sheader copy %d was damaged%s\n", repair ? "repaired: " : "",
 		       bad_copy, repair ? "; rewritten from the other copy" : "");

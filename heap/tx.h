@@ -1,0 +1,40 @@
+/* tx.h: transactions -- per-thread undo logs in the pool (see TRANSACTION
+ * LOGS in layout.h for the format and the protocol, tx.c for the rest). */
+#ifndef BTD_HEAP_TX_H
+#define BTD_HEAP_TX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The btd_tx_* calls of btd.h, for an open pool. */
+int tx_begin(void);
+int tx_add(void *p, size_t n);
+void *tx_malloc(size_t n);
+int tx_free(void *p);
+int tx_commit(void);
+void tx_abort(void);
+int tx_depth(void);
+
+/* Snapshot [p, p+n) of the pool's metadata (a root slot) into this
+ * thread's transaction: roots.c, for btd_root_set inside a transaction. */
+int tx_add_meta(void *p, size_t n);
+
+/* What the logs hold: for the open (tx_replay) and `btd check`. */
+struct tx_replay_report {
+	uint64_t logs;            /* logs that held a transaction in flight */
+	uint64_t ranges;          /* their entries */
+	uint64_t bytes;           /* the bytes their snapshots put back */
+	uint64_t bad_ranges;      /* entries aimed outside the pool: skipped */
+};
+
+/* At open, before recovery: roll back every transaction in flight and
+ * retire its log.  Idempotent.  *rolled_back: how many.  BTD_OK or a
+ * status. */
+int tx_replay(uint64_t *rolled_back);
+const struct tx_replay_report *tx_replay_last(void);
+
+/* Some thread's transaction has written its log (the pool must not be
+ * marked clean: the next open rolls it back). */
+int tx_live(void);
+
+#endif
