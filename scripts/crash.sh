@@ -175,9 +175,10 @@ one_case() {
 }
 
 # TORTURE: runs on one pool, which the workload takes up where the last run
-# left it, at random points, passes (1 to 4096, log-uniform), seeds, and
-# one run in four a kill -9 at a random moment (20 ms to 1 s).  A pool
-# that fails a check is kept, its history printed, and a fresh one taken.
+# left it, at random points, passes (1 to 4096, log-uniform; 1 or 2 for
+# recovery's), seeds, and one run in four a kill -9 at a random moment (10
+# to 600 ms).  A pool that fails a check is kept, its history printed, and
+# a fresh one taken.
 torture() {
 	local i p k s pool=$tmp/torture.1 pools=1
 	local -a all=($points)
@@ -186,9 +187,10 @@ torture() {
 		s=$((RANDOM * 32768 + RANDOM))
 		k=$(((RANDOM % (1 << (RANDOM % 13))) + 1))
 		if ((RANDOM % 4 == 0)); then
-			p=kill k=$((20 + RANDOM % 980))
+			p=kill k=$((10 + RANDOM % 590))
 		else
 			p=${all[RANDOM % ${#all[@]}]}
+			[[ $p == recovery.* ]] && k=$((1 + RANDOM % 2))
 		fi
 		history="$history $p:$k:$s"
 		if ! one_case "$p" "$k" "$s" "$pool"; then
