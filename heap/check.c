@@ -81,6 +81,27 @@ static void check_runs(struct checker *c)
 			FAIL(c, "page %zu above top is in use", pg);
 }
 
+/* The format's walk (layout.h), which recovery and `btd info` read the
+ * descriptors with, finds exactly the runs of the page map. */
+static void check_walk(struct checker *c)
+{
+	struct pool *p = &heap.pool;
+	struct desc_walk w = desc_walk_start(p->desc, p->heap_top, p->hdr.minor);
+	struct desc_run r;
+
+	while (desc_walk_next(&w, &r)) {
+		page_entry e = r.page < heap.top ? heap.pagemap[r.page] : 0;
+		size_t n = !e ? 0 : PAGE_IS_LARGE(e) ? PAGE_LARGE_PAGES(e) : SLAB_PAGES;
+
+		if (n != r.npages)
+			FAIL(c, "the walk finds a run of %llu pages at page %llu, the page map %zu",
+			     (unsigned long long)r.npages, (unsigned long long)r.page, n);
+	}
+	if (w.suspicious)
+		FAIL(c, "the walk finds %llu descriptors that are neither a run nor free",
+		     (unsigned long long)w.suspicious);
+}
+
 /* Free runs: tags at both ends, on free pages, in the right bin. */
 static void check_free_runs(struct checker *c)
 {
@@ -144,6 +165,7 @@ unsigned long heap_check(int fd)
 		return 0;
 	pthread_mutex_lock(&heap.lock);
 	check_runs(&c);
+	check_walk(&c);
 	check_free_runs(&c);
 	check_bitmap(&c);
 	size_t space = space_check();

@@ -14,8 +14,10 @@
 
 #include <dlfcn.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
+
+#include "../common/compiler.h"
 
 static struct {
 	void (*flush)(const void *p, size_t n);
@@ -68,15 +70,47 @@ static void *cpu_memcpy_flush(void *ctx, void *dst, const void *src, size_t n)
 	return dst;
 }
 
-/* msync(2) of the pages that hold [p, p+n): on a file mapping a flush is
- * already durable when it returns, and a drain has nothing to wait for. */
+/* msync(2) on a file mapping.  msync is the whole cost there (a system
+ * call, and on a disk file the write-back), so flushes are gathered: a
+ * flush of pages next to or over the ones pending joins them, any other
+ * first syncs what is pending; the drain syncs the rest.  Pending ranges
+ * are per thread, as durability points are. */
+static BTD_TLS struct {
+	uintptr_t lo, hi;
+} pending;
+
+static void msync_range(uintptr_t lo, uintptr_t hi)
+{
+	msync((void *)lo, hi - lo, MS_SYNC);
+}
+
 static void msync_flush(void *ctx, const void *p, size_t n)
 {
 	uintptr_t page = getauxval(AT_PAGESZ);
 	uintptr_t lo = (uintptr_t)p & ~(page - 1);
+	uintptr_t hi = ((uintptr_t)p + n + page - 1) & ~(page - 1);
 
 	(void)ctx;
-	msync((void *)lo, (uintptr_t)p + n - lo, MS_SYNC);
+	if (pending.hi && lo <= pending.hi && hi >= pending.lo) {
+		if (lo < pending.lo)
+			pending.lo = lo;
+		if (hi > pending.hi)
+			pending.hi = hi;
+		return;
+	}
+	if (pending.hi)
+		msync_range(pending.lo, pending.hi);
+	pending.lo = lo;
+	pending.hi = hi;
+}
+
+static void msync_drain(void *ctx)
+{
+	(void)ctx;
+	if (pending.hi) {
+		msync_range(pending.lo, pending.hi);
+		pending.lo = pending.hi = 0;
+	}
 }
 
 static void no_drain(void *ctx)
@@ -96,7 +130,7 @@ static const struct pmem_ops cpu_ops = {
 };
 
 static const struct pmem_ops msync_ops = {
-	"msync", msync_flush, no_drain, msync_memcpy_flush,
+	"msync", msync_flush, msync_drain, msync_memcpy_flush,
 };
 
 static void none_flush(void *ctx, const void *p, size_t n)

@@ -14,8 +14,8 @@
  * Backends: "cpu" for real persistent memory (a DAX mapping, or
  * PMEM_IS_PMEM_FORCE=1 to emulate it), where libpmem flushes cache lines
  * with clwb/clflushopt and fences with sfence; "msync" for anything else
- * (tmpfs, disk), where flushing a range is msync(2) of its pages and a
- * drain is free; "none" for a private view no flush may reach.  A backend
+ * (tmpfs, disk), where flushes of neighbouring pages are gathered and
+ * msync(2)ed at the drain; "none" for a private view no flush may reach.  A backend
  * can wrap the one it replaces (pmem_backend() returns it): the crash-
  * simulating backend of the test builds, and replication to memory nodes,
  * are such decorators.  Counting flushes and drains per caller kind makes

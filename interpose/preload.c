@@ -83,6 +83,9 @@ static void write_heap_stats(int fd)
 		       (unsigned long long)o->kept_blocks, (unsigned long long)o->kept_bytes,
 		       (unsigned long long)o->freed_blocks, (unsigned long long)o->freed_bytes,
 		       (unsigned long long)(o->gc_ns / 1000));
+	if (o->rolled_back)
+		log_fd(fd, "btd:   recovery: rolled back %llu transactions in flight",
+		       (unsigned long long)o->rolled_back);
 	_Static_assert(BTD_ARRAY_SIZE(why) == PMEM_WHY_COUNT, "a name for every pmem_why");
 	for (unsigned w = 0; w < PMEM_WHY_COUNT; w++)
 		if (pc.flushes[w] || pc.drains[w])
