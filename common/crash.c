@@ -13,13 +13,20 @@
  * Once the crash has begun, every other thread that reaches a crash point
  * stops there for good, so that no thread passes another point of the
  * protocol while the action rewrites the pool.  A thread that reaches no
- * point meanwhile keeps running until the SIGKILL lands (see pmem_sim.c
- * for what that means for the simulation). */
+ * point keeps running until the SIGKILL lands -- unless the action stops
+ * it first (crash_stop_others): the simulated power failure must, since a
+ * thread that went on would read the words the failure takes back, follow
+ * a pointer that is no more, and fault or scribble where no power failure
+ * would. */
 #include "crash.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -61,6 +68,54 @@ int crash_sim_seed(uint64_t *seed)
 {
 	*seed = sim_seed;
 	return sim_set;
+}
+
+/* STOPPING THE OTHER THREADS.  Each gets a signal whose handler parks it
+ * for good; the crashing thread waits until all have arrived (a thread
+ * that has the signal blocked is waited for 200 ms, then left running).
+ * The process is about to die: the handler is installed only now. */
+static unsigned parked;
+
+static void park(int sig)
+{
+	(void)sig;
+	__atomic_add_fetch(&parked, 1, __ATOMIC_ACQ_REL);
+	for (;;)
+		pause();
+}
+
+void crash_stop_others(void)
+{
+	int sig = SIGRTMIN + 3;
+	struct sigaction sa;
+	long self = syscall(SYS_gettid);
+	unsigned sent = 0;
+	char buf[4096];
+	long n;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = park;
+	sigfillset(&sa.sa_mask);
+	if (sigaction(sig, &sa, NULL))
+		return;
+	int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	while (fd >= 0 && (n = getdents64(fd, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < n;) {
+			const struct dirent64 *d = (const void *)(buf + off);
+			long tid = 0;
+
+			for (const char *c = d->d_name; *c >= '0' && *c <= '9'; c++)
+				tid = tid * 10 + (*c - '0');
+			if (tid > 0 && tid != self && !syscall(SYS_tgkill, (long)getpid(), tid, sig))
+				sent++;
+			off += d->d_reclen;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	for (unsigned ms = 0; ms < 200 && __atomic_load_n(&parked, __ATOMIC_ACQUIRE) < sent; ms++)
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
 }
 
 static BTD_NORETURN void crash_now(void)

@@ -78,6 +78,11 @@ void crash_init(char *const *envp, int secure);
 typedef void (*crash_action)(void);
 void crash_set_action(crash_action a);
 
+/* For the action: stop every other thread of the process for good (they
+ * are parked in a signal handler), so that none runs on while the action
+ * rewrites the pool. */
+void crash_stop_others(void);
+
 /* BTD_CRASH_SIM: 1 and the seed in *seed when it is set, else 0. */
 int crash_sim_seed(uint64_t *seed);
 

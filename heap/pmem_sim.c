@@ -47,13 +47,14 @@
  *   - One drain makes every thread's pending lines durable.  On hardware a
  *     fence orders only its own CPU's flushes: a thread that relies on
  *     another's fence is not caught here (btd has no such protocol).
- *   - Threads racing the crash.  The crashing thread holds the lock of this
- *     backend from the power failure to its death, so no other thread
- *     completes a flush or drain after the media was judged (and no
- *     transaction of another thread can report a commit that is undone);
- *     but a plain store by another thread during the judgement may land
- *     before or after it.  Other threads that reach a crash point stop
- *     there (crash.c).
+ *   - Threads racing the crash.  At the crash point the crashing thread
+ *     takes the lock of this backend, for good -- no other thread
+ *     completes a flush or a drain after that, so none can report a commit
+ *     that the failure undoes -- and stops every other thread
+ *     (crash_stop_others) before it judges a word: what they stored until
+ *     then is judged like any store.  A thread that has the stopping
+ *     signal blocked runs on (it is waited for 200 ms), and may see the
+ *     old values come back under it.
  *   - Stores through another mapping of the file, or write(2) to it, are
  *     taken as durable at once; only stores through the mapping are judged.
  *   - Lines are not written back early: a dirty line that the cache would
@@ -432,14 +433,16 @@ uint64_t pmem_sim_power_fail(uint64_t *reverted)
 	return n;
 }
 
-/* The crash action: the power fails, and the lock stays taken until the
- * SIGKILL, so that no other thread completes a flush or a drain after its
- * words were judged. */
+/* The crash action: no other thread completes a flush or a drain from
+ * here on (the lock stays taken until the SIGKILL), and none runs at all
+ * while its words are judged (crash_stop_others, after the lock: a thread
+ * stopped while holding it would hold it for ever). */
 static void power_fail_and_hold(void)
 {
 	uint64_t reverted;
 
 	pthread_mutex_lock(&sim.lock);
+	crash_stop_others();
 	uint64_t n = power_fail_locked(&sim, &reverted);
 
 	log_msg(LOG_INFO, "BTD_CRASH_SIM=%llu: %llu words were not durable, %llu got their "
