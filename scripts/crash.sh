@@ -134,9 +134,10 @@ one_case() {
 		*) what="the workload failed (exit $rc)" ;;
 		esac
 	fi
-	if [ -z "$what" ]; then
+	# A failed workload is verified all the same: it says more.
+	if [ -z "$what" ] || [ ! -s "$dir/verify-crash.out" ]; then
 		run verify "$verify" "$dir/reported"
-		[ "$rc" = 0 ] || what="tx_verify failed (exit $rc)"
+		[ "$rc" = 0 ] || what=${what:-"tx_verify failed (exit $rc)"}
 	fi
 	if [ -z "$what" ]; then
 		run check "$btd" check "$BTD_POOL"
