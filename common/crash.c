@@ -107,7 +107,8 @@ void crash_stop_others(void)
 
 			for (const char *c = d->d_name; *c >= '0' && *c <= '9'; c++)
 				tid = tid * 10 + (*c - '0');
-			if (tid > 0 && tid != self && !syscall(SYS_tgkill, (long)getpid(), tid, sig))
+			if (tid > 0 && tid != self &&
+			    !syscall(SYS_tgkill, (long)getpid(), tid, sig))
 				sent++;
 			off += d->d_reclen;
 		}

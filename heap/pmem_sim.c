@@ -287,8 +287,9 @@ static void attach(struct sim *s, struct pmem_backend inner, void *base, size_t 
 
 static int inside(const struct sim *s, const void *p, size_t n)
 {
-	return s->base && !s->failed && (const char *)p >= s->base &&
-	       (size_t)((const char *)p - s->base) < s->len && n <= s->len - (size_t)((const char *)p - s->base);
+	uintptr_t off = (uintptr_t)p - (uintptr_t)s->base; /* huge below the base */
+
+	return s->base && !s->failed && off < s->len && n <= s->len - off;
 }
 
 /* Record the lines of [p, p+n) as pending, with their contents now. */

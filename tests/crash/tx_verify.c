@@ -145,8 +145,8 @@ static void check_table(unsigned t, const struct wl_table *tb, const struct wl_m
 			if (!allocated(t, r, sizeof(*r), "table record", n))
 				goto out;
 			if (n >= m->ntable) {
-				BAD("thread %u: the table holds more than the model's %zu records\n",
-				    t, m->ntable);
+				BAD("thread %u: the table holds more than the model's %zu "
+				    "records\n", t, m->ntable);
 				goto out;
 			}
 			if (wl_bucket(r->key, tb->nbuckets) != b)
@@ -204,8 +204,8 @@ static uint64_t check_thread(unsigned t, long long last, uint64_t *committed)
 
 	if (c < lo || c > lo + 1) {
 		BAD("thread %u: the pool holds %llu committed transactions, but %s%llu had "
-		    "committed: %s\n", t, (unsigned long long)c, last < 0 ? "none reported, so " : "",
-		    (unsigned long long)lo,
+		    "committed: %s\n", t, (unsigned long long)c,
+		    last < 0 ? "none reported, so " : "", (unsigned long long)lo,
 		    c < lo ? "a committed transaction was lost" : "more than one of them "
 		    "committed unreported (an uncommitted one is present)");
 		return 0;
@@ -214,7 +214,8 @@ static uint64_t check_thread(unsigned t, long long last, uint64_t *committed)
 	const void *alias = roots_get(name);
 
 	if (alias && alias != meta)
-		BAD("thread %u: root %s is %p, not the meta %p\n", t, name, alias, (const void *)meta);
+		BAD("thread %u: root %s is %p, not the meta %p\n", t, name, alias,
+		    (const void *)meta);
 	if (!meta)
 		return 0;
 	if (!allocated(t, meta, sizeof(*meta), "meta block", 0) ||
