@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "heap.h"
+#include "tx.h"
 #include "../common/crash.h"
 #include "../common/compiler.h"
 #include "../common/error.h"
@@ -184,10 +185,23 @@ static void remote_free(struct slab *s, void *p)
 	}
 }
 
+int heap_is_block(const void *p)
+{
+	if (!heap_owns(p) || ((uintptr_t)p & (POOL_GRANULE - 1)))
+		return 0;
+	page_entry e = heap.pagemap[pool_page_of(&heap.pool, p)];
+
+	if (!e || (PAGE_IS_LARGE(e) && ((uintptr_t)p & (POOL_PAGE - 1))))
+		return 0;
+	return heap_bit_test(p); /* bits stand at block starts only */
+}
+
 void heap_free(void *p)
 {
 	if (unlikely(heap_frozen))
 		return; /* a fork child: the parent's block, in a private view */
+	if (unlikely(tx_busy) && tx_takes_free(p))
+		return; /* a block this thread's transaction changed: freed at its commit */
 	page_entry e;
 	struct slab *s = block_slab(p, "free", &e);
 

@@ -46,6 +46,7 @@ void *heap_realloc(void *p, size_t n);       /* p in the heap, n > 0 */
 void heap_free(void *p);                     /* aborts on misuse */
 size_t heap_usable_size(const void *p);      /* aborts on misuse */
 int heap_owns(const void *p);
+int heap_is_block(const void *p);            /* a live block's start */
 
 /* A fork child: keep the parent's pool out of reach of the child's writes
  * (see heap.c) and stop allocating from it. */

@@ -13,6 +13,7 @@
 #include "pmem.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
@@ -79,9 +80,20 @@ static BTD_TLS struct {
 	uintptr_t lo, hi;
 } pending;
 
+static BTD_TLS int io_error; /* pmem_take_error */
+
 static void msync_range(uintptr_t lo, uintptr_t hi)
 {
-	msync((void *)lo, hi - lo, MS_SYNC);
+	if (msync((void *)lo, hi - lo, MS_SYNC) && !io_error)
+		io_error = errno;
+}
+
+int pmem_take_error(void)
+{
+	int e = io_error;
+
+	io_error = 0;
+	return e;
 }
 
 static void msync_flush(void *ctx, const void *p, size_t n)

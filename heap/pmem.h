@@ -89,4 +89,9 @@ void *pmem_copy_persist(void *dst, const void *src, size_t n, enum pmem_why why)
 
 struct pmem_counts pmem_counts(void);
 
+/* The first errno a flush of this thread met since the last call (msync
+ * can fail: EIO on a disk, ENOMEM), else 0; cleared.  Durability points
+ * call it, so that a failed write-back is a status, never a silent 0. */
+int pmem_take_error(void);
+
 #endif

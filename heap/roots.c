@@ -16,6 +16,36 @@
 
 static pthread_mutex_t roots_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Slots in the log of a transaction in flight (roots_lock). */
+static uint64_t tx_held[POOL_ROOTS_MAX / 64];
+
+static int held(const struct pool_root *r)
+{
+	size_t i = (size_t)(r - heap.pool.roots);
+
+	return (tx_held[i / 64] >> (i % 64)) & 1;
+}
+
+/* A slot a new root may take. */
+static int slot_free(const struct pool_root *r)
+{
+	return !r->tag && !held(r);
+}
+
+void roots_tx_release(struct pool_root *r)
+{
+	size_t i = (size_t)(r - heap.pool.roots);
+
+	pthread_mutex_lock(&roots_lock);
+	tx_held[i / 64] &= ~((uint64_t)1 << (i % 64));
+	pthread_mutex_unlock(&roots_lock);
+}
+
+void roots_tx_reset(void)
+{
+	memset(tx_held, 0, sizeof(tx_held));
+}
+
 /* The address of slot r when it is a valid root of this pool, else 0. */
 static uint64_t slot_addr(const struct pool_root *r)
 {
@@ -48,7 +78,7 @@ static int set_in_tx(struct pool_root *r, const char *name, size_t len, uint64_t
 	if (!r && !p)
 		return BTD_OK;
 	for (unsigned i = 0; !r && i < POOL_ROOTS_MAX; i++)
-		if (!heap.pool.roots[i].tag)
+		if (slot_free(&heap.pool.roots[i]))
 			r = &heap.pool.roots[i];
 	if (!r)
 		return err_set(BTD_ERR_NOMEM, "btd_root_set(%s): all %u roots are in use",
@@ -57,6 +87,9 @@ static int set_in_tx(struct pool_root *r, const char *name, size_t len, uint64_t
 
 	if (ret)
 		return ret;
+	size_t i = (size_t)(r - heap.pool.roots);
+
+	tx_held[i / 64] |= (uint64_t)1 << (i % 64);
 	if (!p) {
 		__atomic_store_n(&r->tag, 0, __ATOMIC_RELEASE);
 	} else if (r->tag == tag) {
@@ -103,7 +136,7 @@ int roots_set(const char *name, const void *p)
 		pmem_persist_why(&r->tag, sizeof(r->tag), PMEM_WHY_ROOT);
 	} else if (p) { /* new: name and pointer, then the tag that makes it live */
 		for (unsigned i = 0; !r && i < POOL_ROOTS_MAX; i++)
-			if (!heap.pool.roots[i].tag)
+			if (slot_free(&heap.pool.roots[i]))
 				r = &heap.pool.roots[i];
 		if (!r) {
 			ret = err_set(BTD_ERR_NOMEM, "btd_root_set(%s): all %u roots are in use",

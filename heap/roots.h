@@ -21,6 +21,12 @@ unsigned roots_count(void);
  * cleared (persisted).  *first: the first such slot. */
 unsigned roots_damaged(int clear, unsigned *first);
 
+/* Root slots a transaction in flight has in its log: no other root may
+ * take them until it ends (its rollback would restore the slot over it). */
+struct pool_root;
+void roots_tx_release(struct pool_root *r);
+void roots_tx_reset(void);
+
 /* A pool of format 1.0: add the check to every root's word, then record
  * format 1.1 (see ROOTS in layout.h).  Idempotent. */
 void roots_upgrade(void);

@@ -48,6 +48,7 @@
 #include "heap.h"
 #include "heap_int.h"
 #include "pmem.h"
+#include "roots.h"
 
 /* A block the transaction allocated (n: bytes to flush), one it will
  * free, or a range it added (p, with n the entry's offset in the log). */
@@ -63,6 +64,7 @@ struct tx_list {
 
 struct tx_thread {
 	unsigned epoch;           /* the open this state belongs to (tx_epoch) */
+	int key_set;              /* tx_key holds it: its thread's exit ends it */
 	unsigned depth;           /* nesting; 0: no transaction */
 	int slot;                 /* the log held, -1 none */
 	int failed;               /* a status that dooms the transaction, 0 */
@@ -72,6 +74,9 @@ struct tx_thread {
 };
 
 static BTD_TLS struct tx_thread tx_me = { .slot = -1 };
+BTD_TLS int tx_busy;
+static pthread_key_t tx_key;
+static pthread_once_t tx_key_once = PTHREAD_ONCE_INIT;
 
 /* Every open starts a new epoch: a thread's state of an earlier open (the
  * pool was abandoned or closed under it) is dropped when next seen. */
@@ -161,6 +166,15 @@ static void retire(struct tx_thread *t)
 /* The end of the outermost transaction, committed or not. */
 static void finish(struct tx_thread *t)
 {
+	uintptr_t roots = (uintptr_t)heap.pool.roots;
+
+	for (size_t i = 0; i < t->ents.len; i++) {
+		uintptr_t a = (uintptr_t)t->ents.v[i].p;
+
+		if (a - roots < POOL_ROOTS_MAX * sizeof(struct pool_root))
+			roots_tx_release((struct pool_root *)a);
+	}
+	tx_busy = 0;
 	slot_give((unsigned)t->slot);
 	t->slot = -1;
 	t->depth = 0;
@@ -177,6 +191,7 @@ static struct tx_thread *me(void)
 	if (unlikely(t->epoch != __atomic_load_n(&tx_epoch, __ATOMIC_ACQUIRE))) {
 		t->epoch = tx_epoch;
 		t->depth = 0;
+		tx_busy = 0;
 		t->slot = -1;
 		t->failed = 0;
 		t->ents.len = t->allocs.len = t->frees.len = 0;
@@ -190,6 +205,9 @@ static int doom(struct tx_thread *t, int status)
 		t->failed = status;
 	return status;
 }
+
+static void make_key(void);
+static void abort_now(struct tx_thread *t);
 
 /* ---- the calls ------------------------------------------------------------ */
 
@@ -209,6 +227,7 @@ int tx_begin(void)
 		return err_set(BTD_ERR_VERSION, "btd_tx_begin: pool %s has format %u.%u, which "
 			       "has no transaction logs: create a new pool to use transactions",
 			       heap.pool.path, heap.pool.hdr.major, heap.pool.hdr.minor);
+	pmem_take_error(); /* a commit reports the failures of its own write-backs */
 	int s = slot_take();
 
 	if (s < 0)
@@ -235,12 +254,18 @@ int tx_begin(void)
 		h->gen = 1;
 		pmem_persist_why(&h->gen, sizeof(h->gen), PMEM_WHY_TX);
 	}
+	if (!t->key_set) {
+		pthread_once(&tx_key_once, make_key);
+		pthread_setspecific(tx_key, t);
+		t->key_set = 1;
+	}
 	t->slot = s;
 	t->gen = h->gen;
 	t->off = sizeof(*h);
 	t->ents.len = 0;
 	t->failed = 0;
 	t->depth = 1;
+	tx_busy = 1;
 	CRASH_POINT(CRASH_TX_BEGIN);
 	return BTD_OK;
 }
@@ -266,6 +291,10 @@ static int covered(const struct tx_thread *t, uintptr_t p, size_t n)
 
 static int log_range(struct tx_thread *t, void *p, size_t n)
 {
+	if (heap_frozen)
+		return doom(t, err_set(BTD_ERR_BUSY, "btd_tx_add: this process may not change "
+				       "the pool any more (a fork child, or exit has begun); the "
+				       "transaction rolls back"));
 	if (covered(t, (uintptr_t)p, n))
 		return BTD_OK;
 	size_t need = sizeof(struct tx_entry) + pad8(n);
@@ -337,8 +366,12 @@ void *tx_malloc(size_t n)
 	}
 	void *p = heap_malloc(n ? n : 1);
 
-	if (!p)
+	if (!p) {
+		err_set(BTD_ERR_NOMEM, "btd_tx_malloc(%zu): %s", n, heap_frozen ?
+			"this process may not allocate from the pool any more (a fork child, "
+			"or exit has begun)" : "the pool is full");
 		return NULL;
+	}
 	if (list_push(&t->allocs, p, n)) {
 		heap_free(p);
 		errno = ENOMEM;
@@ -355,9 +388,13 @@ int tx_free(void *p)
 		return err_set(BTD_ERR_TX, "btd_tx_free: no transaction in progress");
 	if (!p)
 		return BTD_OK;
-	if (!heap_owns(p))
-		return err_set(BTD_ERR_INVAL, "btd_tx_free(%p): not a block of the pool", p);
-	heap_usable_size(p); /* a live block start, or the misuse abort */
+	if (!heap_is_block(p))
+		return err_set(BTD_ERR_INVAL, "btd_tx_free(%p): not a live block of the pool (a "
+			       "pointer into the middle of one, or one already freed)", p);
+	for (size_t i = 0; i < t->frees.len; i++)
+		if (t->frees.v[i].p == p)
+			return err_set(BTD_ERR_INVAL, "btd_tx_free(%p): freed twice in this "
+				       "transaction", p);
 	if (list_push(&t->frees, p, 0))
 		return doom(t, err_set(BTD_ERR_NOMEM, "btd_tx_free: out of memory for the "
 				       "list of frees; the transaction rolls back"));
@@ -383,6 +420,7 @@ static void abort_now(struct tx_thread *t)
 {
 	if (t->ents.len)
 		roll_back(t);
+	tx_busy = 0; /* the frees below are ours, not the program's */
 	for (size_t i = t->allocs.len; i-- > 0;)
 		heap_free(t->allocs.v[i].p);
 	finish(t);
@@ -405,6 +443,9 @@ int tx_commit(void)
 			       "(never begun, or aborted)");
 	if (--t->depth)
 		return BTD_OK; /* an inner level */
+	if (heap_frozen && !t->failed)
+		doom(t, err_set(BTD_ERR_BUSY, "btd_tx_commit: this process may not change the "
+				"pool any more (a fork child, or exit has begun); rolled back"));
 	if (t->failed) {
 		int st = t->failed;
 
@@ -431,10 +472,14 @@ int tx_commit(void)
 	if (t->ents.len)
 		retire(t);
 	CRASH_POINT(CRASH_TX_COMMIT_RETIRED);
+	tx_busy = 0; /* the frees below are ours, not the program's */
 	for (size_t i = 0; i < t->frees.len; i++)
 		heap_free(t->frees.v[i].p);
 	finish(t);
-	return BTD_OK;
+	int e = pmem_take_error();
+
+	return e ? err_set(BTD_ERR_IO, "btd_tx_commit: writing the pool back failed (%s): the "
+			   "transaction may not be durable", err_text(e)) : BTD_OK;
 }
 
 int tx_depth(void)
@@ -444,7 +489,65 @@ int tx_depth(void)
 
 int tx_live(void)
 {
-	return __atomic_load_n(&live_logs, __ATOMIC_RELAXED) != 0;
+	return __atomic_load_n(&slots_held, __ATOMIC_ACQUIRE) != 0;
+}
+
+/* A thread that ends inside a transaction never commits it: roll it back
+ * now, and give its log back (else a later open would roll it back over
+ * what other threads committed since, and the log would be lost to the
+ * process).  TSD destructors run in the ending thread, with its TLS. */
+static void thread_ends(void *arg)
+{
+	struct tx_thread *t = arg;
+
+	if (t == &tx_me && t->depth && t->epoch == __atomic_load_n(&tx_epoch, __ATOMIC_ACQUIRE))
+		abort_now(t);
+}
+
+static void make_key(void)
+{
+	pthread_key_create(&tx_key, thread_ends);
+}
+
+void tx_end_mine(void)
+{
+	struct tx_thread *t = me();
+
+	if (t->depth)
+		abort_now(t);
+}
+
+void tx_detach(void)
+{
+	__atomic_fetch_add(&tx_epoch, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&slots_held, 0, __ATOMIC_RELEASE);
+	live_logs = 0;
+	roots_tx_reset();
+}
+
+int tx_takes_free(void *p)
+{
+	struct tx_thread *t = me();
+
+	if (!t->depth)
+		return 0;
+	for (size_t i = 0; i < t->allocs.len; i++)
+		if (t->allocs.v[i].p == p) {
+			/* its own block, freed: the abort must not free it again */
+			t->allocs.v[i] = t->allocs.v[--t->allocs.len];
+			return 0;
+		}
+	if (!heap_is_block(p))
+		return 0; /* heap_free names the misuse */
+	uintptr_t lo = (uintptr_t)p, hi = lo + heap_usable_size(p);
+
+	for (size_t i = 0; i < t->ents.len; i++) {
+		const struct tx_entry *e = log_entry((unsigned)t->slot, t->ents.v[i].n);
+
+		if (e->addr < hi && e->addr + e->len > lo)
+			return !list_push(&t->frees, p, 0);
+	}
+	return 0;
 }
 
 /* ---- replay at open ------------------------------------------------------- */
@@ -472,6 +575,7 @@ int tx_replay(uint64_t *rolled_back)
 	__atomic_fetch_add(&tx_epoch, 1, __ATOMIC_RELEASE);
 	slots_held = slots_backed = 0;
 	live_logs = 0;
+	roots_tx_reset();
 	if (!p->hdr.log_off)
 		return BTD_OK;
 	for (unsigned s = 0; s < p->hdr.log_slots; s++) {

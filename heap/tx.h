@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/compiler.h"
+
 /* The btd_tx_* calls of btd.h, for an open pool. */
 int tx_begin(void);
 int tx_add(void *p, size_t n);
@@ -14,6 +16,23 @@ int tx_free(void *p);
 int tx_commit(void);
 void tx_abort(void);
 int tx_depth(void);
+
+/* This thread is in a transaction (a hint: tx_takes_free decides). */
+extern BTD_TLS int tx_busy;
+
+/* heap_free of p by this thread while it is in a transaction: 1 when the
+ * transaction takes the free over (p overlaps a range it added: freed at
+ * its commit, kept by a rollback), 0 when heap_free goes on (p is a block
+ * it allocated, which its abort then no longer frees; or any other). */
+int tx_takes_free(void *p);
+
+/* The process is exiting, or the pool closing, in this thread: roll back
+ * its transaction if it is in one (it never committed). */
+void tx_end_mine(void);
+
+/* The pool is going away: every thread's transaction state is dropped
+ * (their later calls get BTD_ERR_TX). */
+void tx_detach(void);
 
 /* Snapshot [p, p+n) of the pool's metadata (a root slot) into this
  * thread's transaction: roots.c, for btd_root_set inside a transaction. */
@@ -33,8 +52,8 @@ struct tx_replay_report {
 int tx_replay(uint64_t *rolled_back);
 const struct tx_replay_report *tx_replay_last(void);
 
-/* Some thread's transaction has written its log (the pool must not be
- * marked clean: the next open rolls it back). */
+/* Some thread is in a transaction (the pool must not be marked clean:
+ * the next open rolls back what it wrote, the GC what it allocated). */
 int tx_live(void);
 
 #endif

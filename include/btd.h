@@ -26,7 +26,9 @@ enum btd_status {
 	BTD_ERR_NOMEM = -1,   /* the pool (or memory) is full */
 	BTD_ERR_INVAL = -2,   /* a bad argument */
 	BTD_ERR_NOENT = -3,   /* no such pool file, or no such root */
-	BTD_ERR_BUSY = -4,    /* the pool is open in another process */
+	BTD_ERR_BUSY = -4,    /* the pool is open in another process; every transaction
+	                       * log is in use; or this process may not change the pool
+	                       * (a fork child, or exit has begun) */
 	BTD_ERR_FORMAT = -5,  /* not a pool file, or a corrupt one */
 	BTD_ERR_VERSION = -6, /* a pool of a format version this btd cannot read */
 	BTD_ERR_ADDR = -7,    /* the pool's address range is taken in this process */
@@ -132,7 +134,10 @@ void *btd_root_get(const char *name);
  * returning; btd_tx_commit makes the ranges durable (one fence) and then
  * retires the log (one more).  A commit of N added ranges costs N + 2
  * fences.  Transactions nest, flattened into the outermost: only its
- * commit commits.  Under the preload they work the same. */
+ * commit commits.  Under the preload they work the same.  A transaction
+ * that never commits is rolled back: by btd_tx_abort, by the end of its
+ * thread, by exit or btd_cluster_destroy in its thread, by the next open
+ * after a crash. */
 
 /* 0, or BTD_ERR_BUSY when every log of the pool is in use by a thread,
  * BTD_ERR_VERSION on a pool made before logs existed. */
@@ -150,7 +155,11 @@ int btd_tx_add(void *p, size_t n);
 void *btd_tx_malloc(size_t n);
 
 /* Free p when the transaction commits (nothing if it does not).  0, or
- * BTD_ERR_TX / BTD_ERR_INVAL (not a block of the pool). */
+ * BTD_ERR_TX / BTD_ERR_INVAL (not a live block of the pool, or freed twice
+ * in this transaction).  A plain free (or a realloc that moves the block)
+ * by this thread inside the transaction -- what a program under the
+ * preload does -- of a block it added a range of waits for the commit the
+ * same way; of a block it allocated, frees it at once. */
 int btd_tx_free(void *p);
 
 /* Commit the outermost transaction: all of it durable and visible, or (an

@@ -330,13 +330,22 @@ static int in_pool(const void *p, size_t n)
 					     (const char *)p);
 }
 
+/* A durability point's status: BTD_ERR_IO when a write-back failed. */
+static int durable(const char *what)
+{
+	int e = pmem_take_error();
+
+	return e ? err_set(BTD_ERR_IO, "%s: writing the pool back failed (%s): the data may "
+			   "not be durable", what, err_text(e)) : BTD_OK;
+}
+
 int btd_persist(const void *p, size_t n)
 {
 	open_if_pointed_at(p);
 	if (!in_pool(p, n))
 		return err_set(BTD_ERR_INVAL, "btd_persist(%p, %zu): not inside the pool", p, n);
 	pmem_persist_why(p, n, PMEM_WHY_USER);
-	return BTD_OK;
+	return durable("btd_persist");
 }
 
 void *btd_memcpy(void *dst, const void *src, size_t n)
@@ -363,14 +372,16 @@ int btd_sync(void)
 	if (st)
 		return st;
 	pmem_persist_why(heap.pool.data, heap.pool.heap_top * POOL_PAGE, PMEM_WHY_USER);
-	return BTD_OK;
+	return durable("btd_sync");
 }
 
 int btd_root_set(const char *name, const void *p)
 {
 	int st = pool_ready(NULL, 0);
 
-	return st ? st : roots_set(name, p);
+	if (!st)
+		st = roots_set(name, p);
+	return st ? st : durable("btd_root_set");
 }
 
 /* NULL for a root that does not exist too; btd_last_error() tells which. */

@@ -80,6 +80,7 @@ void store_close(void)
 {
 	if (!opened || heap_frozen)
 		return;
+	tx_end_mine(); /* this thread's transaction never committed */
 	heap_lock();
 	heap_quiesce();
 	opened = 0;
@@ -87,6 +88,7 @@ void store_close(void)
 		pool_abandon(heap_pool()); /* dirty: the next open rolls the transaction back */
 	else
 		pool_close(heap_pool());
+	tx_detach();
 	heap_detach();
 	heap_unlock();
 }
@@ -97,6 +99,7 @@ int store_exit(void)
 
 	if (!opened || heap_frozen)
 		return 0;
+	tx_end_mine(); /* exit inside a transaction: it never committed */
 	heap_lock();
 	if (heap_freeze() && !tx_live()) {
 		pool_mark_clean(heap_pool());
@@ -112,6 +115,7 @@ void store_abandon(void)
 		return;
 	opened = 0;
 	pool_abandon(heap_pool());
+	tx_detach();
 	heap_detach();
 }
 

@@ -50,7 +50,7 @@ static void print_state(const struct pool_header *h, const struct stat *st)
 }
 
 /* The transaction logs, read with the format's one reader. */
-static void print_logs(const struct pool_header *h, const char *m)
+static void print_logs(const struct pool_header *h, const char *m, int open_now)
 {
 	unsigned used = 0, live = 0;
 	uint64_t ranges = 0, bytes = 0;
@@ -77,8 +77,9 @@ static void print_logs(const struct pool_header *h, const char *m)
 	printf("logs        %llu of %llu KiB, %u used so far, %u in flight", (unsigned long long)h->log_slots,
 	       (unsigned long long)(h->log_bytes >> 10), used, live);
 	if (live)
-		printf(" (%llu ranges, %llu bytes): the next open rolls them back",
-		       (unsigned long long)ranges, (unsigned long long)bytes);
+		printf(" (%llu ranges, %llu bytes): %s", (unsigned long long)ranges,
+		       (unsigned long long)bytes, open_now ? "their threads may still commit "
+		       "(the pool is open)" : "the next open rolls them back");
 	printf("\n");
 }
 
@@ -163,7 +164,7 @@ int cmd_info(const char *path)
 	for (unsigned i = 0; i < POOL_ROOTS_MAX; i++)
 		if (roots[i].tag && root_valid(&roots[i], h.minor, &a))
 			printf("  %-47.47s 0x%llx\n", roots[i].name, (unsigned long long)a);
-	print_logs(&h, m);
+	print_logs(&h, m, pool_holder(st.st_dev, st.st_ino, (long)h.owner_pid, NULL, 0) != 0);
 	const uint64_t *desc = (const void *)(m + h.desc_off);
 	const uint64_t *bits = (const void *)(m + h.bitmap_off);
 	uint64_t slabs = 0, large = 0, pages = 0, blocks = 0;

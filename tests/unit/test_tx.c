@@ -396,7 +396,7 @@ Test(tx, every_log_in_use_is_a_clear_busy)
 	cr_assert_eq(btd_tx_commit(), 0);
 }
 
-Test(tx, a_clean_close_with_a_transaction_in_flight_stays_dirty)
+Test(tx, a_close_in_a_transaction_rolls_it_back_and_stays_clean)
 {
 	long *a = new_array(4, "a");
 	struct heap_open_info info;
@@ -404,10 +404,159 @@ Test(tx, a_clean_close_with_a_transaction_in_flight_stays_dirty)
 	cr_assert_eq(btd_tx_begin(), 0);
 	cr_assert_eq(btd_tx_add(a, 8), 0);
 	a[0] = 9;
+	cr_assert_not_null(btd_tx_malloc(1000));
 	store_close();
+	cr_assert_eq(btd_tx_depth(), 0);
+	cr_assert_eq(btd_tx_commit(), BTD_ERR_TX);
+	cr_assert_eq(store_open(path, 64 * MiB, GC_AUTO, &info), 0);
+	cr_assert(!info.was_dirty);
+	a = roots_get("a");
+	cr_assert_eq(a[0], 0);
+	struct recovery_audit au;
+
+	recovery_audit(&au);
+	cr_assert_eq(au.leaked, 0);
+}
+
+static pthread_barrier_t hold;
+
+static void *tx_across_the_close(void *arg)
+{
+	long *a = arg;
+
+	cr_assert_eq(btd_tx_begin(), 0);
+	cr_assert_eq(btd_tx_add(a, 8), 0);
+	a[0] = 9;
+	pthread_barrier_wait(&hold); /* the main thread closes */
+	pthread_barrier_wait(&hold);
+	return (void *)(intptr_t)btd_tx_add(&a[1], 8); /* the pool is gone: a status */
+}
+
+Test(tx, a_close_while_another_thread_is_in_a_transaction_stays_dirty)
+{
+	long *a = new_array(4, "a");
+	struct heap_open_info info;
+	pthread_t th;
+	void *r;
+
+	pthread_barrier_init(&hold, NULL, 2);
+	pthread_create(&th, NULL, tx_across_the_close, a);
+	pthread_barrier_wait(&hold);
+	store_close();
+	pthread_barrier_wait(&hold);
+	pthread_join(th, &r);
+	cr_assert_eq((intptr_t)r, BTD_ERR_TX);
 	cr_assert_eq(store_open(path, 64 * MiB, GC_AUTO, &info), 0);
 	cr_assert(info.was_dirty);
 	cr_assert_eq(info.rolled_back, 1);
 	a = roots_get("a");
 	cr_assert_eq(a[0], 0);
+}
+
+static void *end_inside(void *arg)
+{
+	long *a = arg;
+
+	cr_assert_eq(btd_tx_begin(), 0);
+	cr_assert_eq(btd_tx_add(a, 8), 0);
+	a[0] = 100;
+	cr_assert_not_null(btd_tx_malloc(64));
+	return NULL; /* the thread ends inside its transaction */
+}
+
+/* A thread that ends in a transaction gives its log back, rolled back:
+ * seventeen of them leave every log free, and what another thread commits
+ * afterwards is not undone by a later open. */
+Test(tx, a_thread_that_ends_inside_a_transaction_rolls_it_back)
+{
+	long *a = new_array(4, "a");
+
+	for (unsigned i = 0; i <= POOL_LOG_SLOTS; i++) {
+		pthread_t th;
+
+		pthread_create(&th, NULL, end_inside, a);
+		pthread_join(th, NULL);
+		cr_assert_eq(a[0], 0);
+	}
+	cr_assert(!tx_live());
+	cr_assert_eq(btd_tx_begin(), 0);
+	cr_assert_eq(btd_tx_add(a, 8), 0);
+	a[0] = 7;
+	cr_assert_eq(btd_tx_commit(), 0);
+	struct heap_open_info info = crash_and_reopen();
+
+	cr_assert_eq(info.rolled_back, 0);
+	a = roots_get("a");
+	cr_assert_eq(a[0], 7);
+	struct recovery_audit au;
+
+	recovery_audit(&au);
+	cr_assert_eq(au.allocated, 1);
+}
+
+static void *set_other_root(void *arg)
+{
+	return (void *)(intptr_t)roots_set("b", arg);
+}
+
+/* A root slot a transaction emptied is not given to another root until
+ * the transaction ends: its rollback would restore the slot over it. */
+Test(tx, a_root_slot_in_a_transaction_is_not_reused)
+{
+	long *a = new_array(4, "a");
+	long *b = heap_malloc(16);
+	pthread_t th;
+	void *r;
+
+	cr_assert_eq(btd_tx_begin(), 0);
+	cr_assert_eq(btd_root_set("a", NULL), 0);
+	pthread_create(&th, NULL, set_other_root, b);
+	pthread_join(th, &r);
+	cr_assert_eq((intptr_t)r, 0);
+	btd_tx_abort();
+	cr_assert_eq(roots_get("a"), a);
+	cr_assert_eq(roots_get("b"), b);
+	crash_and_reopen();
+	cr_assert_eq(roots_get("a"), a);
+	cr_assert_eq(roots_get("b"), b);
+}
+
+Test(tx, free_of_a_bad_pointer_is_a_status)
+{
+	long *a = new_array(4, "a");
+
+	cr_assert_eq(btd_tx_begin(), 0);
+	cr_assert_eq(btd_tx_free((char *)a + 16), BTD_ERR_INVAL);
+	cr_assert_eq(btd_tx_free(a), 0);
+	cr_assert_eq(btd_tx_free(a), BTD_ERR_INVAL);
+	cr_assert(heap_is_block(a)); /* at the commit */
+	cr_assert_eq(btd_tx_commit(), 0);
+	cr_assert(!heap_is_block(a));
+	cr_assert_eq(roots_set("a", NULL), 0);
+}
+
+/* heap_free (under the preload: free, realloc) of a block the transaction
+ * changed is taken over by it; of one it allocated, happens at once, and
+ * its abort does not free that block again. */
+Test(tx, plain_frees_inside_a_transaction)
+{
+	long *a = new_array(4, "a");
+
+	cr_assert_eq(btd_tx_begin(), 0);
+	long *n = btd_tx_malloc(64);
+
+	heap_free(n);
+	long *bystander = heap_malloc(64); /* may reuse n's place */
+
+	bystander[0] = 123;
+	cr_assert_eq(btd_tx_add(&a[1], 8), 0);
+	a[1] = 55;
+	heap_free(a); /* deferred: the rollback restores a[1] in a live block */
+	cr_assert(heap_is_block(a));
+	btd_tx_abort();
+	cr_assert(heap_is_block(a));
+	cr_assert_eq(a[1], 1);
+	cr_assert(heap_is_block(bystander));
+	cr_assert_eq(bystander[0], 123);
+	cr_assert_eq(heap_check(2), 0);
 }
