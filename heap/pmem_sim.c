@@ -12,10 +12,15 @@
  *   wrap(base, len)   the media starts as the file is: a copy of what the
  *                     file holds (its data extents, SEEK_DATA/SEEK_HOLE:
  *                     a sparse 1 GiB pool costs what it holds)
- *   flush(p, n)       the cache lines of [p, p+n) are recorded as PENDING,
- *                     with their contents at the time of the flush (a
- *                     later store to the line is not in the write-back)
- *   drain()           every pending line goes to the media: durable
+ *   flush(p, n)       the cache lines of [p, p+n) are recorded as PENDING
+ *                     for the calling thread, with their contents at the
+ *                     time of the flush (a later store to the line is not
+ *                     in the write-back)
+ *   drain()           the calling thread's pending lines go to the media:
+ *                     durable.  A fence orders its own CPU's flushes, and
+ *                     the msync backend syncs its own thread's ranges: a
+ *                     thread that flushes and counts on another's drain is
+ *                     caught
  *   crash point       the power fails: every 8-byte word of the mapping
  *                     that differs from the media -- stored and never
  *                     flushed, or flushed and not drained -- keeps its new
@@ -44,9 +49,9 @@
  *     are all of free data pages, or of everything (a rootless pool's
  *     reset, followed by a header write: a drain).  A journalled file
  *     system that loses a punch at a power failure is not modelled.
- *   - One drain makes every thread's pending lines durable.  On hardware a
- *     fence orders only its own CPU's flushes: a thread that relies on
- *     another's fence is not caught here (btd has no such protocol).
+ *   - Two threads flushing one line before either drains: the line is the
+ *     last flusher's, and only its drain makes it durable (on hardware the
+ *     first write-back would count too).
  *   - Threads racing the crash.  At the crash point the crashing thread
  *     takes the lock of this backend, for good -- no other thread
  *     completes a flush or a drain after that, so none can report a commit
@@ -93,6 +98,7 @@ static struct sim {
 	char *media;               /* len bytes: what the media holds */
 	char *pend;                /* len bytes: the pending lines' contents */
 	uint64_t *pbits;           /* a bit per pending line */
+	uint32_t *powner;          /* per line: the thread it is pending for */
 	size_t plo, phi;           /* pending lines are within [plo, phi) */
 } sim = { .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1 };
 
@@ -107,6 +113,17 @@ static void *anon(size_t n)
 static size_t pbits_bytes(size_t len)
 {
 	return (len / LINE + 63) / 64 * 8;
+}
+
+/* The calling thread, as a pending line's owner: 1, 2, ... */
+static BTD_TLS uint32_t my_id;
+static uint32_t ids;
+
+static uint32_t me(void)
+{
+	if (!my_id)
+		my_id = __atomic_add_fetch(&ids, 1, __ATOMIC_RELAXED);
+	return my_id;
 }
 
 /* ---- the file behind the mapping ---------------------------------------- */
@@ -241,6 +258,7 @@ static void detach(struct sim *s)
 	munmap(s->media, s->len);
 	munmap(s->pend, s->len);
 	munmap(s->pbits, pbits_bytes(s->len));
+	munmap(s->powner, s->len / LINE * sizeof(*s->powner));
 	close(s->fd);
 	s->fd = -1;
 	s->base = NULL;
@@ -270,7 +288,8 @@ static void attach(struct sim *s, struct pmem_backend inner, void *base, size_t 
 	s->media = anon(len);
 	s->pend = anon(len);
 	s->pbits = anon(pbits_bytes(len));
-	if (!s->media || !s->pend || !s->pbits)
+	s->powner = anon(len / LINE * sizeof(*s->powner));
+	if (!s->media || !s->pend || !s->pbits || !s->powner)
 		attach_failed(base, "no memory for the media image");
 	s->inner = inner;
 	s->base = base;
@@ -292,9 +311,12 @@ static int inside(const struct sim *s, const void *p, size_t n)
 	return s->base && !s->failed && off < s->len && n <= s->len - off;
 }
 
-/* Record the lines of [p, p+n) as pending, with their contents now. */
+/* Record the lines of [p, p+n) as pending for this thread, with their
+ * contents now. */
 static void record(struct sim *s, const void *p, size_t n)
 {
+	uint32_t id = me();
+
 	if (!n)
 		return;
 	pthread_mutex_lock(&s->lock);
@@ -303,8 +325,10 @@ static void record(struct sim *s, const void *p, size_t n)
 		size_t hi = ((size_t)((const char *)p - s->base) + n + LINE - 1) / LINE;
 
 		memcpy(s->pend + lo * LINE, s->base + lo * LINE, (hi - lo) * LINE);
-		for (size_t l = lo; l < hi; l++)
+		for (size_t l = lo; l < hi; l++) {
 			s->pbits[l / 64] |= (uint64_t)1 << (l % 64);
+			s->powner[l] = id;
+		}
 		s->plo = lo < s->plo ? lo : s->plo;
 		s->phi = hi > s->phi ? hi : s->phi;
 	}
@@ -323,22 +347,31 @@ static void sim_drain(void *ctx)
 {
 	struct sim *s = ctx;
 
+	uint32_t id = me();
+
 	s->inner.ops->drain(s->inner.ctx);
 	pthread_mutex_lock(&s->lock);
 	if (s->base && !s->failed) {
+		size_t lo = SIZE_MAX, hi = 0; /* what stays pending: other threads' */
+
 		for (size_t w = s->plo / 64; s->plo < s->phi && w <= (s->phi - 1) / 64; w++) {
 			uint64_t bits = s->pbits[w];
 
-			s->pbits[w] = 0;
 			while (bits) {
-				size_t off = (w * 64 + (unsigned)__builtin_ctzll(bits)) * LINE;
+				size_t l = w * 64 + (unsigned)__builtin_ctzll(bits);
 
 				bits &= bits - 1;
-				memcpy(s->media + off, s->pend + off, LINE);
+				if (s->powner[l] != id) {
+					lo = l < lo ? l : lo;
+					hi = l + 1;
+					continue;
+				}
+				s->pbits[w] &= ~((uint64_t)1 << (l % 64));
+				memcpy(s->media + l * LINE, s->pend + l * LINE, LINE);
 			}
 		}
-		s->plo = SIZE_MAX;
-		s->phi = 0;
+		s->plo = lo;
+		s->phi = hi;
 		follow_holes(s, 0);
 	}
 	pthread_mutex_unlock(&s->lock);

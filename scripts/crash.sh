@@ -63,6 +63,7 @@ points=$(grep -E -- "$pattern" <<<"$points")
 tmp=$(mktemp -d /dev/shm/btd-crash.XXXXXX)
 cleanup() { [ "$keep" = 1 ] || [ "$keep_failed" = 1 ] || rm -rf "$tmp"; }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 export BTD_POOL_SIZE=64M
 unset BTD_CRASH_AT BTD_CRASH_SIM BTD_POOL BTD_GC BTD_STRICT
 txs=2000

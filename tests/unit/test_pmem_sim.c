@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -147,6 +148,32 @@ static void stored_after_flush(void)
 Test(pmem_sim, a_drain_makes_durable_what_was_flushed_not_what_came_after)
 {
 	unsigned kept = survivals(stored_after_flush, 300, 0xeeee, 0xdddd);
+
+	cr_assert(kept > SEEDS * 4 / 10 && kept < SEEDS * 6 / 10, "kept in %u of %u seeds", kept,
+		  SEEDS);
+}
+
+/* A drain makes durable what its own thread flushed, not another's. */
+static void *flush_only(void *arg)
+{
+	(void)arg;
+	W(250) = 0x2525;
+	pmem_flush_why(&W(250), 8, PMEM_WHY_USER);
+	return NULL;
+}
+
+static void flushed_by_another_thread(void)
+{
+	pthread_t t;
+
+	cr_assert_eq(pthread_create(&t, NULL, flush_only, NULL), 0);
+	pthread_join(t, NULL);
+	pmem_drain_why(PMEM_WHY_USER);
+}
+
+Test(pmem_sim, a_drain_makes_durable_only_its_own_threads_flushes)
+{
+	unsigned kept = survivals(flushed_by_another_thread, 250, 0x2525, 0);
 
 	cr_assert(kept > SEEDS * 4 / 10 && kept < SEEDS * 6 / 10, "kept in %u of %u seeds", kept,
 		  SEEDS);
