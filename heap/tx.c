@@ -4,7 +4,7 @@
  * copies the range into the thread's log and makes the copy durable before
  * returning (one fence), the commit makes the ranges durable (one fence)
  * and then retires the log by bumping its generation (one more).  A commit
- * of N added ranges costs N + 2 fences and 2N + 1 flushes, plus one flush
+ * of N added ranges costs N + 2 fences and 3N + 1 flushes, plus one flush
  * per block the transaction allocated; a commit that added nothing costs
  * no fence at all (one, when it allocated).  libpmemobj pays about two
  * fences per range, plus its lane and redo-log work.
@@ -51,10 +51,13 @@
 #include "roots.h"
 
 /* A block the transaction allocated (n: bytes to flush), one it will
- * free, or a range it added (p, with n the entry's offset in the log). */
+ * free, or a range it added (p, n, and off: its entry's place in the log).
+ * The ranges are kept here too: the adds and the commit read them in
+ * DRAM, not back from the log's lines that the flushes pushed out. */
 struct tx_block {
 	void *p;
 	size_t n;
+	size_t off;
 };
 
 struct tx_list {
@@ -84,7 +87,7 @@ static unsigned tx_epoch = 1;
 
 static uint32_t slots_held;       /* bit per log slot (atomic) */
 static uint32_t slots_backed;     /* bit per slot backed in the file (heap.lock) */
-static unsigned live_logs;        /* transactions with entries (atomic) */
+static uint64_t slot_gen[POOL_LOG_SLOTS]; /* each log's gen, as last written (0: read it) */
 static struct tx_replay_report last_replay;
 static uint64_t offs[POOL_LOG_BYTES / sizeof(struct tx_entry)]; /* tx_replay's */
 
@@ -99,14 +102,9 @@ static struct tx_entry *log_entry(unsigned slot, size_t off)
 	return (struct tx_entry *)((char *)log_head(slot) + off);
 }
 
-static size_t pad8(size_t n)
-{
-	return (n + 7) & ~(size_t)7;
-}
-
 /* ---- the volatile lists ------------------------------------------------ */
 
-static int list_push(struct tx_list *l, void *p, size_t n)
+static int list_push(struct tx_list *l, void *p, size_t n, size_t off)
 {
 	if (l->len == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 4096 / sizeof(struct tx_block);
@@ -121,6 +119,7 @@ static int list_push(struct tx_list *l, void *p, size_t n)
 	}
 	l->v[l->len].p = p;
 	l->v[l->len].n = n;
+	l->v[l->len].off = off;
 	l->len++;
 	return 0;
 }
@@ -158,9 +157,9 @@ static void retire(struct tx_thread *t)
 {
 	struct tx_log_head *h = log_head((unsigned)t->slot);
 
+	slot_gen[t->slot] = t->gen + 1;
 	__atomic_store_n(&h->gen, t->gen + 1, __ATOMIC_RELEASE);
 	pmem_persist_why(&h->gen, sizeof(h->gen), PMEM_WHY_TX);
-	__atomic_fetch_sub(&live_logs, 1, __ATOMIC_RELAXED);
 }
 
 /* The end of the outermost transaction, committed or not. */
@@ -250,8 +249,9 @@ int tx_begin(void)
 	}
 	struct tx_log_head *h = log_head((unsigned)s);
 
-	if (!h->gen) { /* a slot never used: entries of gen 0 never count */
-		h->gen = 1;
+	if (!slot_gen[s] && !(slot_gen[s] = h->gen)) {
+		/* a slot never used: entries of gen 0 never count */
+		h->gen = slot_gen[s] = 1;
 		pmem_persist_why(&h->gen, sizeof(h->gen), PMEM_WHY_TX);
 	}
 	if (!t->key_set) {
@@ -260,7 +260,7 @@ int tx_begin(void)
 		t->key_set = 1;
 	}
 	t->slot = s;
-	t->gen = h->gen;
+	t->gen = slot_gen[s];
 	t->off = sizeof(*h);
 	t->ents.len = 0;
 	t->failed = 0;
@@ -281,9 +281,9 @@ static int covered(const struct tx_thread *t, uintptr_t p, size_t n)
 			return 1;
 	}
 	for (size_t i = 0; i < t->ents.len; i++) {
-		const struct tx_entry *e = log_entry((unsigned)t->slot, t->ents.v[i].n);
+		uintptr_t a = (uintptr_t)t->ents.v[i].p;
 
-		if (p >= e->addr && p + n <= e->addr + e->len)
+		if (p >= a && p + n <= a + t->ents.v[i].n)
 			return 1;
 	}
 	return 0;
@@ -297,29 +297,27 @@ static int log_range(struct tx_thread *t, void *p, size_t n)
 				       "transaction rolls back"));
 	if (covered(t, (uintptr_t)p, n))
 		return BTD_OK;
-	size_t need = sizeof(struct tx_entry) + pad8(n);
+	size_t need = tx_entry_span(n);
 
 	if (n > heap.pool.hdr.log_bytes || t->off + need > heap.pool.hdr.log_bytes)
 		return doom(t, err_set(BTD_ERR_TXFULL, "btd_tx_add(%p, %zu): the transaction's "
 				       "log is full (%zu of %llu bytes used): commit smaller "
 				       "transactions; this one rolls back", p, n, t->off,
 				       (unsigned long long)heap.pool.hdr.log_bytes));
-	if (list_push(&t->ents, p, t->off))
+	if (list_push(&t->ents, p, n, t->off))
 		return doom(t, err_set(BTD_ERR_NOMEM, "btd_tx_add: out of memory for the list "
 				       "of ranges; the transaction rolls back"));
 	struct tx_entry *e = log_entry((unsigned)t->slot, t->off);
-	void *data = e + 1;
 
-	e->gen = t->gen;
-	e->addr = (uintptr_t)p;
-	e->len = n;
-	memcpy(data, p, n);
-	e->sum = tx_entry_sum(e, t->off, data);
-	if (t->ents.len == 1)
-		__atomic_fetch_add(&live_logs, 1, __ATOMIC_RELAXED);
+	struct tx_entry head = { t->gen, (uintptr_t)p, n, 0, { 0 } };
+
+	head.sum = tx_entry_sum(&head, t->off, p);
+	/* The snapshot, then the head line: flushed with the copy (large
+	 * copies bypass the cache on pmem) and drained once. */
+	pmem_copy_flush(tx_entry_data(e), p, n, PMEM_WHY_TX);
+	pmem_copy_flush(e, &head, sizeof(head), PMEM_WHY_TX);
 	t->off += need;
 	CRASH_POINT(CRASH_TX_ADD_COPIED);
-	pmem_flush_why(e, need, PMEM_WHY_TX);
 	pmem_drain_why(PMEM_WHY_TX); /* the snapshot, before the program's first store */
 	CRASH_POINT(CRASH_TX_ADD_DURABLE);
 	return BTD_OK;
@@ -372,7 +370,7 @@ void *tx_malloc(size_t n)
 			"or exit has begun)" : "the pool is full");
 		return NULL;
 	}
-	if (list_push(&t->allocs, p, n)) {
+	if (list_push(&t->allocs, p, n, 0)) {
 		heap_free(p);
 		errno = ENOMEM;
 		return NULL;
@@ -395,7 +393,7 @@ int tx_free(void *p)
 		if (t->frees.v[i].p == p)
 			return err_set(BTD_ERR_INVAL, "btd_tx_free(%p): freed twice in this "
 				       "transaction", p);
-	if (list_push(&t->frees, p, 0))
+	if (list_push(&t->frees, p, 0, 0))
 		return doom(t, err_set(BTD_ERR_NOMEM, "btd_tx_free: out of memory for the "
 				       "list of frees; the transaction rolls back"));
 	return BTD_OK;
@@ -405,9 +403,9 @@ int tx_free(void *p)
 static void roll_back(struct tx_thread *t)
 {
 	for (size_t k = t->ents.len; k-- > 0;) {
-		const struct tx_entry *e = log_entry((unsigned)t->slot, t->ents.v[k].n);
+		const struct tx_entry *e = log_entry((unsigned)t->slot, t->ents.v[k].off);
 
-		memcpy((void *)(uintptr_t)e->addr, e + 1, e->len);
+		memcpy((void *)(uintptr_t)e->addr, tx_entry_data(e), e->len);
 		pmem_flush_why((void *)(uintptr_t)e->addr, e->len, PMEM_WHY_TX);
 	}
 	CRASH_POINT(CRASH_TX_ABORT_RESTORED);
@@ -455,9 +453,7 @@ int tx_commit(void)
 	int flushed = 0;
 
 	for (size_t i = 0; i < t->ents.len; i++) {
-		const struct tx_entry *e = log_entry((unsigned)t->slot, t->ents.v[i].n);
-
-		pmem_flush_why((void *)(uintptr_t)e->addr, e->len, PMEM_WHY_TX);
+		pmem_flush_why(t->ents.v[i].p, t->ents.v[i].n, PMEM_WHY_TX);
 		flushed = 1;
 	}
 	for (size_t i = 0; i < t->allocs.len; i++) {
@@ -521,7 +517,7 @@ void tx_detach(void)
 {
 	__atomic_fetch_add(&tx_epoch, 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&slots_held, 0, __ATOMIC_RELEASE);
-	live_logs = 0;
+	memset(slot_gen, 0, sizeof(slot_gen));
 	roots_tx_reset();
 }
 
@@ -542,10 +538,10 @@ int tx_takes_free(void *p)
 	uintptr_t lo = (uintptr_t)p, hi = lo + heap_usable_size(p);
 
 	for (size_t i = 0; i < t->ents.len; i++) {
-		const struct tx_entry *e = log_entry((unsigned)t->slot, t->ents.v[i].n);
+		uintptr_t a = (uintptr_t)t->ents.v[i].p;
 
-		if (e->addr < hi && e->addr + e->len > lo)
-			return !list_push(&t->frees, p, 0);
+		if (a < hi && a + t->ents.v[i].n > lo)
+			return !list_push(&t->frees, p, 0, 0);
 	}
 	return 0;
 }
@@ -574,7 +570,7 @@ int tx_replay(uint64_t *rolled_back)
 	*rolled_back = 0;
 	__atomic_fetch_add(&tx_epoch, 1, __ATOMIC_RELEASE);
 	slots_held = slots_backed = 0;
-	live_logs = 0;
+	memset(slot_gen, 0, sizeof(slot_gen));
 	roots_tx_reset();
 	if (!p->hdr.log_off)
 		return BTD_OK;
@@ -592,7 +588,7 @@ int tx_replay(uint64_t *rolled_back)
 				last_replay.bad_ranges++;
 				continue;
 			}
-			memcpy((void *)(uintptr_t)e->addr, e + 1, e->len);
+			memcpy((void *)(uintptr_t)e->addr, tx_entry_data(e), e->len);
 			pmem_flush_why((void *)(uintptr_t)e->addr, e->len, PMEM_WHY_RECOVERY);
 			last_replay.ranges++;
 			last_replay.bytes += e->len;

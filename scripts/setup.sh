@@ -4,7 +4,8 @@
 # Installs only what is missing, so a second run is quick and quiet.  The
 # base set builds btd and runs the demo; --tests adds the real programs the
 # test suite runs under the preload; --bench adds PMDK's libpmemobj (the
-# baseline of the heap benchmark) and gnuplot.  Needs root (or sudo) when
+# baseline of the heap and transaction benchmarks), gnuplot and strace
+# (bench/tx.sh counts msync calls with it).  Needs root (or sudo) when
 # something is missing.
 set -euo pipefail
 
@@ -12,7 +13,7 @@ base=(meson ninja-build pkg-config gcc g++ binutils python3
       libpmem-dev libjemalloc-dev libfabric-dev libcriterion-dev sqlite3)
 tests=(libpython3.11-testsuite redis-server redis-tools git bash coreutils)
 
-bench=(libpmemobj-dev gnuplot-nox libjemalloc2)
+bench=(libpmemobj-dev gnuplot-nox libjemalloc2 strace)
 
 want=("${base[@]}")
 case ${1:-} in

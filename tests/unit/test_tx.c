@@ -245,7 +245,7 @@ Test(tx, commit_of_nothing_costs_no_fence)
 	cr_assert_eq(c1.drains[PMEM_WHY_TX] - c0.drains[PMEM_WHY_TX], 0);
 }
 
-/* The documented cost: N ranges, N + 2 fences and 2N + 1 flushes. */
+/* The documented cost: N ranges, N + 2 fences and 3N + 1 flushes. */
 Test(tx, commit_costs_n_plus_two_fences)
 {
 	long *a = new_array(256, "a");
@@ -265,7 +265,7 @@ Test(tx, commit_costs_n_plus_two_fences)
 		struct pmem_counts c1 = pmem_counts();
 
 		cr_assert_eq(c1.drains[PMEM_WHY_TX] - c0.drains[PMEM_WHY_TX], n + 2, "n=%u", n);
-		cr_assert_eq(c1.flushes[PMEM_WHY_TX] - c0.flushes[PMEM_WHY_TX], 2 * n + 1, "n=%u", n);
+		cr_assert_eq(c1.flushes[PMEM_WHY_TX] - c0.flushes[PMEM_WHY_TX], 3 * n + 1, "n=%u", n);
 	}
 }
 
