@@ -22,7 +22,9 @@
 # inside a transaction; the verifier then runs again and must pass.  A
 # point not reached at that pass: the workload (or verifier) just finishes,
 # is verified all the same, and the case is "ok ... # SKIP not reached".
-# Torture runs also kill the workload with `kill -9` at a random moment.
+# Torture runs also kill the workload with `kill -9` at a random moment,
+# and flush with CPU instructions every other run.  The environment is
+# passed on: PMEM_IS_PMEM_FORCE=1 runs any mode on the cache-line path.
 #
 # Output is TAP: "1..N", then "ok N - P:N seed S" or "not ok ..." with the
 # reason and the command that reproduces it as "# " lines.  Exit status 1
@@ -149,6 +151,7 @@ one_case() {
 	else
 		name="$point:$nth seed $seed"
 	fi
+	[ -n "${PMEM_IS_PMEM_FORCE:-}" ] && name="$name, cpu flushes"
 	if [ -n "$what" ]; then
 		echo "not ok $n - $name"
 		{
@@ -179,8 +182,10 @@ one_case() {
 # TORTURE: runs on one pool, which the workload takes up where the last run
 # left it, at random points, passes (1 to 4096, log-uniform; 1 or 2 for
 # recovery's), seeds, and one run in four a kill -9 at a random moment (10
-# to 600 ms).  A pool that fails a check is kept, its history printed, and
-# a fresh one taken.
+# to 600 ms); every other run flushes with the CPU's instructions
+# (PMEM_IS_PMEM_FORCE=1, libpmem's cache-line path) instead of msync.  A
+# pool that fails a check is kept, its history printed, and a fresh one
+# taken.
 torture() {
 	local i p k s pool=$tmp/torture.1 pools=1
 	local -a all=($points)
@@ -194,7 +199,13 @@ torture() {
 			p=${all[RANDOM % ${#all[@]}]}
 			[[ $p == recovery.* ]] && k=$((1 + RANDOM % 2))
 		fi
-		history="$history $p:$k:$s"
+		if ((RANDOM % 2)); then
+			export PMEM_IS_PMEM_FORCE=1
+			history="$history $p:$k:$s(cpu)"
+		else
+			unset PMEM_IS_PMEM_FORCE
+			history="$history $p:$k:$s"
+		fi
 		if ! one_case "$p" "$k" "$s" "$pool"; then
 			echo "# kept the failed pool: $pool"
 			keep_failed=1
