@@ -7,8 +7,9 @@
 #   scripts/crash.sh [--build DIR] --runs N [--seed X]
 #                                                  torture: N runs at random points, passes,
 #                                                  seeds and moments, on one pool
-#   scripts/crash.sh [--build DIR] --case P:N:S    one case (point P, pass N, seed S); --keep
-#                                                  leaves its pool and files, and says where
+#   scripts/crash.sh [--build DIR] --case P:N:S    one case (point P, pass N, seed S; P "kill":
+#                                                  kill -9 after N ms); --keep leaves its pool
+#                                                  and files, and says where
 #   --points REGEX                                 only the points whose names match
 #
 # DIR is a build with -Dcrash_points=true (default: build).  A case runs
@@ -42,7 +43,8 @@ while [ $# -gt 0 ]; do
 	--keep) keep=1 ;;
 	--points) pattern=${2:?--points needs a pattern}; shift ;;
 	--seed) tseed=${2:?--seed needs a number}; shift ;;
-	*) echo "usage: scripts/crash.sh [--build DIR] [--points REGEX] [--quick | --runs N [--seed X] | --case P:N:S [--keep]]" >&2
+	*) echo "usage: scripts/crash.sh [--build DIR] [--points REGEX]" \
+		"[--quick | --runs N [--seed X] | --case P:N:S [--keep]]" >&2
 	   exit 2 ;;
 	esac
 	shift
@@ -226,7 +228,8 @@ passes_of() { [[ $1 == recovery.* ]] && echo "$rpasses" || echo "$passes"; }
 
 if [ "$mode" = case ]; then
 	IFS=: read -r p k s <<<"$only"
-	grep -qx "$p" <<<"$all_points" || { echo "crash.sh: no crash point $p" >&2; exit 2; }
+	[ "$p" = kill ] || grep -qx "$p" <<<"$all_points" ||
+		{ echo "crash.sh: no crash point $p" >&2; exit 2; }
 	echo "1..1"
 	one_case "$p" "${k:-1}" "${s:-1}"
 	exit $?
