@@ -62,8 +62,10 @@
  *     old values come back under it.
  *   - Stores through another mapping of the file, or write(2) to it, are
  *     taken as durable at once; only stores through the mapping are judged.
- *   - Lines are not written back early: a dirty line that the cache would
- *     evict before the crash is a coin like any other store.
+ *   - Values in between: a line the cache writes back early and that is
+ *     stored to again comes back as its durable value or its newest, never
+ *     as the one written back (an unflushed store that reached the media
+ *     early is the coin that keeps the new value).
  *   - Media errors, torn words, reordering within a word.
  *
  * One pool at a time, the process's: a new pmem_select (the next pool
