@@ -106,13 +106,33 @@ void heap_ready(void)
 	heap.open = 1;
 }
 
-/* Drop the DRAM tables and every slab of them (not reused); this thread's
+/* The slab structs of the page map become spare, for the next open: a
+ * process that opens pools again and again (btd check --repair, a test, a
+ * fuzzer) does not grow.  Caller: the map is going, and no theap holds its
+ * slabs. */
+static void slabs_to_spare(void)
+{
+	for (size_t pg = 0; heap.pagemap && pg < heap.pool.heap_top; pg++) {
+		page_entry e = heap.pagemap[pg];
+		struct slab *s = (struct slab *)e;
+
+		/* A slab (64-byte aligned), not a large run or recovery's mark
+		 * of a large run's page; once, at its first page. */
+		if (e && !(e & 63) && s->start == heap.pool.data + pg * POOL_PAGE) {
+			s->next = heap.slab_free;
+			heap.slab_free = s;
+		}
+	}
+}
+
+/* Drop the DRAM tables; their slab structs become spare; this thread's
  * heap forgets its slabs. */
 void heap_detach(void)
 {
 	size_t np = heap.pool.npages;
 
 	heap.open = 0;
+	slabs_to_spare();
 	if (heap.pagemap)
 		munmap(heap.pagemap, heap.pagemap_bytes);
 	if (heap.ftag)
@@ -126,7 +146,6 @@ void heap_detach(void)
 	space_fini();
 	for (unsigned c = 0; c < HEAP_CLASSES; c++)
 		heap.partial[c] = NULL;
-	heap.slab_free = NULL;
 	theap_forget();
 }
 

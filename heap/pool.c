@@ -675,11 +675,16 @@ static int open_existing(struct pool *p)
 		p->hdr = h;
 		int m = map_at(p, (uintptr_t)h.base, h.size);
 
-		if (m == -1)
+		if (m == -1 && errno == EEXIST)
 			ret = err_set(BTD_ERR_ADDR, "pool %s must be mapped at %p, but that range "
 					 "is taken in this process: open the pool earlier (before "
 					 "large mappings), or copy its data into a new pool",
 					 p->path, (void *)(uintptr_t)h.base);
+		else if (m == -1) /* beyond this process's address space */
+			ret = err_set(BTD_ERR_ADDR, "pool %s must be mapped at %p, which this process "
+					 "cannot map (%s): its address space is smaller than the one "
+					 "that made the pool, or the header is damaged", p->path,
+					 (void *)(uintptr_t)h.base, err_text(errno));
 		else if (m == -2)
 			ret = err_set(err_status(errno), "cannot map pool %s: %s", p->path,
 					 err_text(errno));

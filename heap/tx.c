@@ -562,6 +562,38 @@ static int replay_target_ok(uint64_t a, uint64_t n)
 	return (a >= roots && a + n <= roots_end) || (a >= data && a + n <= data_end);
 }
 
+/* What replay overwrote, so that an open that recovery then refuses can
+ * put it back (such an open writes nothing: layout.h, CLEAN FLAG).  At
+ * most every log's worth: 1 MiB, mapped for the open only. */
+struct replay_saved {
+	uint64_t addr, len;
+};
+
+static char *saved;
+static size_t saved_len, saved_cap;
+
+static int save(uint64_t addr, uint64_t len)
+{
+	size_t need = saved_len + sizeof(struct replay_saved) + len;
+
+	if (need > saved_cap) {
+		size_t cap = (size_t)POOL_LOG_SLOTS * POOL_LOG_BYTES * 2;
+
+		if (saved || need > cap)
+			return -1;
+		saved = heap_internal_map(cap);
+		if (!saved)
+			return -1;
+		saved_cap = cap;
+	}
+	struct replay_saved rs = { addr, len };
+
+	memcpy(saved + saved_len, &rs, sizeof(rs));
+	memcpy(saved + saved_len + sizeof(rs), (void *)(uintptr_t)addr, len);
+	saved_len += sizeof(rs) + len;
+	return 0;
+}
+
 int tx_replay(uint64_t *rolled_back)
 {
 	struct pool *p = &heap.pool;
@@ -572,12 +604,12 @@ int tx_replay(uint64_t *rolled_back)
 	slots_held = slots_backed = 0;
 	memset(slot_gen, 0, sizeof(slot_gen));
 	roots_tx_reset();
+	saved_len = 0;
 	if (!p->hdr.log_off)
 		return BTD_OK;
 	for (unsigned s = 0; s < p->hdr.log_slots; s++) {
-		struct tx_log_head *h = log_head(s);
-		uint64_t gen = h->gen, bytes;
-		unsigned n = tx_log_scan(h, p->hdr.log_bytes, &bytes, offs);
+		uint64_t bytes;
+		unsigned n = tx_log_scan(log_head(s), p->hdr.log_bytes, &bytes, offs);
 
 		if (!n)
 			continue;
@@ -588,21 +620,77 @@ int tx_replay(uint64_t *rolled_back)
 				last_replay.bad_ranges++;
 				continue;
 			}
+			if (save(e->addr, e->len))
+				return err_set(BTD_ERR_NOMEM, "pool %s: out of memory to replay its "
+					       "transaction logs", p->path);
 			memcpy((void *)(uintptr_t)e->addr, tx_entry_data(e), e->len);
-			pmem_flush_why((void *)(uintptr_t)e->addr, e->len, PMEM_WHY_RECOVERY);
 			last_replay.ranges++;
 			last_replay.bytes += e->len;
 		}
-		CRASH_POINT(CRASH_REPLAY_RESTORED);
-		pmem_drain_why(PMEM_WHY_RECOVERY);
-		h->gen = gen + 1;
-		pmem_persist_why(&h->gen, sizeof(h->gen), PMEM_WHY_RECOVERY);
 		last_replay.logs++;
-		log_msg(LOG_INFO, "pool %s: rolled back a transaction in flight (log %u, %u ranges)",
+		log_msg(LOG_INFO, "pool %s: rolling back a transaction in flight (log %u, %u ranges)",
 			p->path, s, n);
 	}
 	*rolled_back = last_replay.logs;
 	return BTD_OK;
+}
+
+void tx_replay_finish(int keep)
+{
+	struct pool *p = &heap.pool;
+	size_t off = 0;
+
+	if (!last_replay.logs)
+		return;
+	if (!keep) { /* put back what replay overwrote, newest first */
+		size_t n = 0, *at = NULL;
+
+		for (off = 0; off < saved_len; n++) {
+			struct replay_saved rs;
+
+			memcpy(&rs, saved + off, sizeof(rs));
+			off += sizeof(rs) + rs.len;
+		}
+		at = n ? heap_internal_map(n * sizeof(*at)) : NULL;
+		n = 0;
+		for (off = 0; at && off < saved_len; n++) {
+			struct replay_saved rs;
+
+			memcpy(&rs, saved + off, sizeof(rs));
+			at[n] = off;
+			off += sizeof(rs) + rs.len;
+		}
+		size_t count = n;
+
+		while (at && n-- > 0) {
+			struct replay_saved rs;
+
+			memcpy(&rs, saved + at[n], sizeof(rs));
+			memcpy((void *)(uintptr_t)rs.addr, saved + at[n] + sizeof(rs), rs.len);
+		}
+		if (at)
+			munmap(at, count * sizeof(*at));
+		return;
+	}
+	for (off = 0; off < saved_len;) {
+		struct replay_saved rs;
+
+		memcpy(&rs, saved + off, sizeof(rs));
+		pmem_flush_why((void *)(uintptr_t)rs.addr, rs.len, PMEM_WHY_RECOVERY);
+		off += sizeof(rs) + rs.len;
+	}
+	CRASH_POINT(CRASH_REPLAY_RESTORED);
+	pmem_drain_why(PMEM_WHY_RECOVERY); /* the snapshots back, durable: then retire */
+	for (unsigned s = 0; s < p->hdr.log_slots; s++) {
+		struct tx_log_head *h = log_head(s);
+		uint64_t bytes;
+
+		if (tx_log_scan(h, p->hdr.log_bytes, &bytes, NULL)) {
+			h->gen++;
+			pmem_flush_why(&h->gen, sizeof(h->gen), PMEM_WHY_RECOVERY);
+		}
+	}
+	pmem_drain_why(PMEM_WHY_RECOVERY);
 }
 
 const struct tx_replay_report *tx_replay_last(void)

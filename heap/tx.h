@@ -46,10 +46,14 @@ struct tx_replay_report {
 	uint64_t bad_ranges;      /* entries aimed outside the pool: skipped */
 };
 
-/* At open, before recovery: roll back every transaction in flight and
- * retire its log.  Idempotent.  *rolled_back: how many.  BTD_OK or a
- * status. */
+/* At open, before recovery: roll back every transaction in flight, in
+ * memory: the snapshots are copied back, nothing is flushed and no log
+ * retired.  *rolled_back: how many.  BTD_OK or a status.  Then, once
+ * recovery has decided, tx_replay_finish: keep makes the rollback durable
+ * and retires the logs; else what replay overwrote is put back, and the
+ * file is as it was.  Idempotent: a crash in between replays again. */
 int tx_replay(uint64_t *rolled_back);
+void tx_replay_finish(int keep);
 const struct tx_replay_report *tx_replay_last(void);
 
 /* Some thread is in a transaction (the pool must not be marked clean:

@@ -359,6 +359,8 @@ static void sweep(struct heap_open_info *info)
 				for (unsigned i = 0; i < SLAB_PAGES; i++)
 					heap.pagemap[head + i] = 0;
 				run_free(head, SLAB_PAGES);
+				s->next = heap.slab_free; /* spare, for the next slab */
+				heap.slab_free = s;
 			}
 		}
 	}
@@ -376,6 +378,26 @@ static uint64_t desc_of(size_t pg)
 	const struct slab *s = (const struct slab *)e;
 
 	return s->start == heap.pool.data + pg * POOL_PAGE ? desc_make_slab(s->cls, SLAB_PAGES, pg) : 0;
+}
+
+/* A pool of format 1.0 kept no release marks, so any of its free pages may
+ * have been released: each free gap gets a mark before the pool says 1.1,
+ * so that a reachable pointer into one stays dangling, not a lost run. */
+static void mark_free_gaps(void)
+{
+	struct pool *p = &heap.pool;
+
+	for (size_t pg = 0, end; pg < p->heap_top; pg = end) {
+		page_entry e = heap.pagemap[pg];
+
+		if (e) {
+			end = pg + (PAGE_IS_LARGE(e) ? PAGE_LARGE_PAGES(e) : SLAB_PAGES);
+			continue;
+		}
+		for (end = pg + 1; end < p->heap_top && !heap.pagemap[end]; end++)
+			;
+		p->desc[pg] = desc_make_free(end - pg, pg);
+	}
 }
 
 /* Reconcile the descriptors with the page map (a head where a run lives,
@@ -512,7 +534,9 @@ static void restore_group(const uint64_t *t, size_t n, size_t glo, size_t ghi)
 	size_t a = (t[0] - data) / POOL_PAGE, b = (t[n - 1] - data) / POOL_PAGE;
 	size_t lo = a >= glo + SLAB_PAGES - 1 ? a - (SLAB_PAGES - 1) : glo;
 	size_t hi = b + SLAB_PAGES - 1 <= ghi ? b + SLAB_PAGES - 1 : ghi;
-	size_t hlo = b >= glo + SLAB_PAGES - 1 ? b - (SLAB_PAGES - 1) : glo;
+	/* Heads that hold the first pointer: the group may span two slabs,
+	 * and pointers the slab chosen does not hold wait for the next round. */
+	size_t hlo = lo;
 	/* The evidence: the wild pointers, and the words of the pages around
 	 * them that point among those pages (a lost slab's blocks point at
 	 * each other: a list's links land on its class's block starts). */
@@ -737,8 +761,11 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 		info->gc_ns = now_ns() - t0;
 		return 0;
 	}
+	/* A clean pool of format 1.0 recorded no checksum to be trusted by: it
+	 * is collected once, at the open that upgrades it. */
 	int collect = gc == GC_ALWAYS ||
-		      (gc == GC_AUTO && (p->was_dirty || report.meta_mismatch || p->clean_collect));
+		      (gc == GC_AUTO && (p->was_dirty || report.meta_mismatch || p->clean_collect ||
+					 p->hdr.minor == 0));
 
 	if (walk())
 		return err_set(BTD_ERR_NOMEM, "out of memory while opening pool %s", p->path);
@@ -816,6 +843,8 @@ int recovery_run(enum btd_gc gc, struct heap_open_info *info)
 	}
 	pool_mark_open(p);
 	sweep(info);
+	if (p->hdr.minor == 0 && mode != RECOVER_CHECK)
+		mark_free_gaps();
 	CRASH_POINT(CRASH_RECOVERY_SWEPT);
 	report.bad_descs = commit();
 	if (mode != RECOVER_CHECK)

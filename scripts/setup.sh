@@ -3,7 +3,9 @@
 #
 # Installs only what is missing, so a second run is quick and quiet.  The
 # base set builds btd and runs the demo; --tests adds the real programs the
-# test suite runs under the preload; --bench adds PMDK's libpmemobj (the
+# test suite runs under the preload, and clang with its libFuzzer and
+# sanitizer runtimes (libclang-rt-dev: clang alone does not link
+# -fsanitize=fuzzer) for the fuzz build; --bench adds PMDK's libpmemobj (the
 # baseline of the heap and transaction benchmarks), gnuplot and strace
 # (bench/tx.sh counts msync calls with it).  Needs root (or sudo) when
 # something is missing.
@@ -11,7 +13,7 @@ set -euo pipefail
 
 base=(meson ninja-build pkg-config gcc g++ binutils python3
       libpmem-dev libjemalloc-dev libfabric-dev libcriterion-dev sqlite3)
-tests=(libpython3.11-testsuite redis-server redis-tools git bash coreutils)
+tests=(libpython3.11-testsuite redis-server redis-tools git bash coreutils clang libclang-rt-dev)
 
 bench=(libpmemobj-dev gnuplot-nox libjemalloc2 strace)
 

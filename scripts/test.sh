@@ -14,9 +14,9 @@ else
 	meson setup build -Dwerror=true -Dtests=enabled -Dcrash_points=true >/dev/null
 fi
 ninja -C build
-# The internals once more under AddressSanitizer and UBSan (the unit and API
-# suites: a sanitizer's runtime interposes malloc itself, so the preload suite
-# cannot run there).
+# The internals once more under AddressSanitizer and UBSan (the unit, API
+# and fuzz-replay suites: a sanitizer's runtime interposes malloc itself, so
+# the preload suite cannot run there).
 if [ -f build-asan/meson-private/coredata.dat ]; then
 	meson configure build-asan -Dcrash_points=true >/dev/null
 else
@@ -24,12 +24,22 @@ else
 		-Dwerror=true -Dtests=enabled -Dreal_programs=false -Dcrash_points=true >/dev/null
 fi
 ninja -C build-asan
+# The fuzz suite in a clang build: the libFuzzer target fuzz_pool runs for a
+# minute (tests/fuzz).  Only its targets are built there: the interposer
+# uses gcc's attribute copy, which clang -Werror refuses.
+if [ ! -f build-fuzz/meson-private/coredata.dat ]; then
+	CC=clang CXX=clang++ meson setup build-fuzz -Dfuzz=enabled -Db_lundef=false \
+		-Dwerror=true -Dtests=enabled -Dreal_programs=false >/dev/null
+fi
+ninja -C build-fuzz tests/fuzz/fuzz_pool tests/fuzz/fuzz_replay
 
 # meson's own output, less its closing counts: the last line is ours.
 quiet() { grep -vE '^(Ok|Expected Fail|Fail|Unexpected Pass|Skipped|Timeout): ' || true; }
 set +e
 meson test -C build --print-errorlogs --num-processes 2 "$@" 2>&1 | quiet
-meson test -C build-asan --print-errorlogs --num-processes 2 --suite unit --suite api 2>&1 | quiet
+meson test -C build-asan --print-errorlogs --num-processes 2 --suite unit --suite api \
+	--suite fuzz 2>&1 | quiet
+meson test -C build-fuzz --no-rebuild --print-errorlogs --suite fuzz 2>&1 | quiet
 set -e
 exec python3 scripts/test_summary.py build/meson-logs/testlog.json \
-	asan:build-asan/meson-logs/testlog.json
+	asan:build-asan/meson-logs/testlog.json fuzz:build-fuzz/meson-logs/testlog.json

@@ -50,10 +50,10 @@ int store_open(const char *path, size_t size, enum btd_gc gc, struct heap_open_i
 	if (ret)
 		return ret;
 	ret = heap_attach();
-	if (!ret)
-		ret = tx_replay(&info->rolled_back);
-	if (!ret)
+	if (!ret && !(ret = tx_replay(&info->rolled_back))) {
 		ret = recovery_run(gc, info);
+		tx_replay_finish(!ret); /* refused: the file as it was */
+	}
 	if (ret) {
 		pool_abandon(p);
 		heap_detach();

@@ -138,6 +138,18 @@ int cmd_info(const char *path)
 		close(fd);
 		return 2;
 	}
+	struct pool_header lay = h;
+
+	if (pool_layout(h.size, h.log_off != 0, &lay) || lay.desc_off != h.desc_off ||
+	    lay.bitmap_off != h.bitmap_off || lay.npages != h.npages ||
+	    lay.log_off != h.log_off || lay.log_slots != h.log_slots ||
+	    lay.log_bytes != h.log_bytes) {
+		/* The descriptors and the bitmap would be read past the file. */
+		fprintf(stderr, "btd info: %s has an inconsistent header (its layout does not "
+			"match its size); roots and usage cannot be read\n", path);
+		close(fd);
+		return 2;
+	}
 	char *m = mmap(NULL, h.size, PROT_READ, MAP_SHARED, fd, 0);
 
 	close(fd);

@@ -556,3 +556,41 @@ Test(gc, clean_close_after_remote_frees_persists_an_exact_bitmap)
 	cr_assert(!info.collected);
 	cr_assert_eq(info.kept_blocks, 1, "remote frees came back as live blocks");
 }
+
+static size_t resident_bytes(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	unsigned long size = 0, resident = 0;
+
+	cr_assert_not_null(f);
+	cr_assert_eq(fscanf(f, "%lu %lu", &size, &resident), 2);
+	fclose(f);
+	return resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* The slab structs of a closed pool, of a failed open and of the slabs
+ * recovery releases are reused: a process that opens pools again and
+ * again (btd check --repair, the fuzzer) does not grow (it did by 128
+ * bytes per slab per open). */
+Test(gc, reopening_does_not_grow)
+{
+	struct heap_open_info info;
+	size_t before = 0;
+
+	for (unsigned c = 0; c < 30; c++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "c%u", c);
+		roots_set(name, heap_malloc(heap_class_size[c]));
+	}
+	heap_free(heap_malloc(HEAP_SMALL_MAX)); /* an empty slab, released at the next open */
+	for (unsigned i = 0; i < 400; i++) {
+		if (i == 10)
+			before = resident_bytes();
+		store_close();
+		cr_assert_eq(store_open(path, 256 * MiB, i % 2 ? GC_ALWAYS : GC_AUTO, &info), 0,
+			     "%s", btd_last_error());
+	}
+	cr_assert_lt(resident_bytes() - before, MiB / 2, "grew by %zu bytes in 390 opens",
+		     resident_bytes() - before);
+}
