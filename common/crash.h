@@ -54,6 +54,8 @@ enum crash_id {
 };
 
 #ifdef BTD_CRASH_POINTS
+#include <stdint.h>
+
 extern int crash_armed;           /* BTD_CRASH_AT named a point */
 BTD_COLD void crash_hit(enum crash_id id);
 #define CRASH_POINT(id) \
@@ -61,8 +63,51 @@ BTD_COLD void crash_hit(enum crash_id id);
 		if (unlikely(crash_armed)) \
 			crash_hit(id); \
 	} while (0)
+
+/* Read BTD_CRASH_AT and BTD_CRASH_SIM from envp (ignored when secure, as
+ * every BTD_* is in a set-user-ID program): once, at library start, before
+ * any pool opens -- the constructors of libbtd and of the preload.  A bad
+ * value gets one line naming it and the fix, and the process exits with
+ * status 78 (a test that meant to crash somewhere must not pass by
+ * crashing nowhere); BTD_CRASH_AT=list prints the registry, a line
+ * "name number" per point, on stdout and exits 0. */
+void crash_init(char *const *envp, int secure);
+
+/* What runs at the crash, before the SIGKILL: the simulated power failure
+ * (heap/pmem_sim.c) registers itself here.  NULL: none. */
+typedef void (*crash_action)(void);
+void crash_set_action(crash_action a);
+
+/* For the action: stop every other thread of the process for good (they
+ * are parked in a signal handler), so that none runs on while the action
+ * rewrites the pool. */
+void crash_stop_others(void);
+
+/* BTD_CRASH_SIM: 1 and the seed in *seed when it is set, else 0. */
+int crash_sim_seed(uint64_t *seed);
+
+/* A point's name, or NULL for a number the registry does not have. */
+const char *crash_name(enum crash_id id);
 #else
+#include <string.h>
+
+#include "log.h"
+
 #define CRASH_POINT(id) do { } while (0)
+
+/* This build has no crash points: whoever set BTD_CRASH_AT or BTD_CRASH_SIM
+ * expects a crash that will not come, and is told so, once. */
+static inline void crash_init(char *const *envp, int secure)
+{
+	for (char *const *e = envp; e && *e && !secure; e++) {
+		if (!strncmp(*e, "BTD_CRASH_AT=", 13) || !strncmp(*e, "BTD_CRASH_SIM=", 14)) {
+			log_msg(LOG_WARN, "%.*s is set, but this build has no crash points: "
+				"nothing will crash; build with meson -Dcrash_points=true",
+				(int)strcspn(*e, "="), *e);
+			return;
+		}
+	}
+}
 #endif
 
 #endif

@@ -247,6 +247,15 @@ static int set_strict(struct settings *s, const char *v)
 	return parse_bool(v, &s->strict);
 }
 
+/* BTD_CRASH_AT and BTD_CRASH_SIM are crash_init's (crash.h), read and
+ * checked at library start; here they are only known names. */
+static int set_elsewhere(struct settings *s, const char *v)
+{
+	(void)s;
+	(void)v;
+	return 0;
+}
+
 static const struct var {
 	const char *name;
 	var_parser parse;
@@ -264,6 +273,8 @@ static const struct var {
 	{ "BTD_VERBOSE", set_verbose, "0, 1, 2 or 3" },
 	{ "BTD_STRICT", set_strict, "0 or 1" },
 	{ "BTD_GC", set_gc, "auto, always or never" },
+	{ "BTD_CRASH_AT", set_elsewhere, "a crash point, name or name:nth" },
+	{ "BTD_CRASH_SIM", set_elsewhere, "a seed" },
 };
 
 static const struct var *var_find(const char *name, size_t len)

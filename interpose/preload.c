@@ -35,8 +35,10 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "../common/crash.h"
 #include "../common/log.h"
 #include "../heap/pmem.h"
+#include "../heap/pmem_sim.h"
 #include "../store/store.h"
 #include "interpose.h"
 #include "stats.h"
@@ -167,6 +169,10 @@ __attribute__((constructor)) static void preload_init(void)
 			SETTINGS_STRICT_EXIT);
 		_exit(SETTINGS_STRICT_EXIT);
 	}
+	/* BTD_CRASH_AT and BTD_CRASH_SIM of the test builds: before any pool
+	 * opens (nothing but a warning without them). */
+	crash_init(environ, getauxval(AT_SECURE) != 0);
+	pmem_sim_start();
 	interpose_enter(); /* pthread_atfork and dlopen allocate */
 	interpose_register_api();
 	load_libpmem_if_useful();

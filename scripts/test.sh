@@ -6,18 +6,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh --tests
+# Both test builds have the crash points (BTD_CRASH_AT, BTD_CRASH_SIM) that
+# the crash suite arms; an installed build has none.
 if [ -f build/meson-private/coredata.dat ]; then
-	meson configure build -Dwerror=true -Dtests=enabled >/dev/null
+	meson configure build -Dwerror=true -Dtests=enabled -Dcrash_points=true >/dev/null
 else
-	meson setup build -Dwerror=true -Dtests=enabled >/dev/null
+	meson setup build -Dwerror=true -Dtests=enabled -Dcrash_points=true >/dev/null
 fi
 ninja -C build
 # The internals once more under AddressSanitizer and UBSan (the unit, API
 # and fuzz-replay suites: a sanitizer's runtime interposes malloc itself, so
 # the preload suite cannot run there).
-if [ ! -f build-asan/meson-private/coredata.dat ]; then
+if [ -f build-asan/meson-private/coredata.dat ]; then
+	meson configure build-asan -Dcrash_points=true >/dev/null
+else
 	meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
-		-Dwerror=true -Dtests=enabled -Dreal_programs=false >/dev/null
+		-Dwerror=true -Dtests=enabled -Dreal_programs=false -Dcrash_points=true >/dev/null
 fi
 ninja -C build-asan
 # The fuzz suite in a clang build: the libFuzzer target fuzz_pool runs for a

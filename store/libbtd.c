@@ -6,13 +6,18 @@
  * it opened; this library's own heap is then never opened, and its
  * destructor does nothing. */
 #include <pthread.h>
+#include <sys/auxv.h>
 
 #include "../common/compiler.h"
+#include "../common/crash.h"
 #include "../common/error.h"
 #include "../common/log.h"
 #include "btd.h"
 #include "../heap/heap.h"
+#include "../heap/pmem_sim.h"
 #include "store.h"
+
+extern char **environ;
 
 /* A fork child of a linked program must never write into its parent's
  * pool: the same fork handlers as the preload's (heap.c, FORK) give it a
@@ -21,6 +26,10 @@
  * library's heap is never opened and its handlers do nothing. */
 __attribute__((constructor)) static void libbtd_init(void)
 {
+	/* BTD_CRASH_AT and BTD_CRASH_SIM of the test builds: before any pool
+	 * opens (nothing but a warning without them). */
+	crash_init(environ, getauxval(AT_SECURE) != 0);
+	pmem_sim_start();
 	if (pthread_atfork(heap_fork_prepare, heap_fork_parent, heap_fork_child))
 		log_msg(LOG_WARN, "pthread_atfork failed: a fork child could write into its "
 			"parent's pool; do not fork while a pool is open");
