@@ -477,7 +477,8 @@ static void seal(uint8_t *im, const struct region *r, uint64_t roff, uint64_t of
 		while (h->gen && o + sizeof(struct tx_entry) <= POOL_LOG_BYTES && o < off + len) {
 			struct tx_entry *e = (void *)(im + roff + o);
 
-			if (e->gen != h->gen || !e->len || e->len > POOL_LOG_BYTES - o - sizeof(*e))
+			if (e->gen != h->gen || !e->len || e->len > POOL_LOG_BYTES - o - sizeof(*e) ||
+			    roff + o + tx_entry_span(e->len) > SEED_SIZE)
 				break;
 			if (o + tx_entry_span(e->len) > off) { /* the patch reaches it */
 				e->sum = tx_entry_sum(e, o, tx_entry_data(e));
