@@ -45,7 +45,9 @@
 	X(CRASH_REPLAY_RESTORED,   22, "recovery.replay")     /* recovery rolled a log back, not retired */ \
 	X(CRASH_RECOVERY_SWEPT,    23, "recovery.swept")      /* the sweep done, descriptors not reconciled */ \
 	X(CRASH_RECOVERY_COMMIT,   24, "recovery.commit")     /* descriptors half reconciled */ \
-	X(CRASH_RECOVERY_DONE,     25, "recovery.done")       /* recovery finished, the pool not yet in use */
+	X(CRASH_RECOVERY_DONE,     25, "recovery.done")       /* recovery finished, the pool not yet in use */ \
+	X(CRASH_TX_RETIRE_FLUSHED, 26, "tx.retire")           /* a log's new generation flushed, not drained */ \
+	X(CRASH_REPLAY_RETIRE,     27, "recovery.retire")     /* replay's logs retired, not drained */
 
 enum crash_id {
 #define CRASH_ENUM(id, num, name) id = num,

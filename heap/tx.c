@@ -159,7 +159,9 @@ static void retire(struct tx_thread *t)
 
 	slot_gen[t->slot] = t->gen + 1;
 	__atomic_store_n(&h->gen, t->gen + 1, __ATOMIC_RELEASE);
-	pmem_persist_why(&h->gen, sizeof(h->gen), PMEM_WHY_TX);
+	pmem_flush_why(&h->gen, sizeof(h->gen), PMEM_WHY_TX);
+	CRASH_POINT(CRASH_TX_RETIRE_FLUSHED);
+	pmem_drain_why(PMEM_WHY_TX);
 }
 
 /* The end of the outermost transaction, committed or not. */
@@ -691,6 +693,7 @@ void tx_replay_finish(int keep)
 			pmem_flush_why(&h->gen, sizeof(h->gen), PMEM_WHY_RECOVERY);
 		}
 	}
+	CRASH_POINT(CRASH_REPLAY_RETIRE);
 	pmem_drain_why(PMEM_WHY_RECOVERY);
 }
 

@@ -123,6 +123,7 @@ static int open_here(const char *cfg_pool, size_t cfg_size)
 	pthread_mutex_lock(&api_lock);
 	if (!store_is_open()) {
 		settings_parse(s, environ, getauxval(AT_SECURE) != 0);
+		log_verbosity = s->verbose;
 		if (!settings_program_allowed(s, program_invocation_short_name)) {
 			st = refuse_program(s);
 		} else {
