@@ -33,6 +33,7 @@
 #include "settings.h"
 
 int crash_armed;
+unsigned crash_drops;
 
 static enum crash_id armed_id;   /* the point BTD_CRASH_AT names */
 static unsigned long armed_nth;  /* and the pass that crashes */
@@ -224,4 +225,19 @@ void crash_init(char *const *envp, int secure)
 	for (char *const *e = envp; e && *e && !secure; e++)
 		if (!strncmp(*e, "BTD_CRASH_AT=", 13))
 			arm(*e + 13);
+	for (char *const *e = envp; e && *e && !secure; e++) {
+		if (strncmp(*e, "BTD_CRASH_DROP=", 15))
+			continue;
+		if (!strcmp(*e + 15, "tx.commit")) {
+			crash_drops |= CRASH_DROP_TX_COMMIT;
+		} else if (!strcmp(*e + 15, "slab.head")) {
+			crash_drops |= CRASH_DROP_SLAB_HEAD;
+		} else {
+			log_msg(LOG_ERROR, "%s: the flushes a test may drop are tx.commit and "
+				"slab.head; exiting (status %d)", *e, SETTINGS_STRICT_EXIT);
+			refuse();
+		}
+		log_msg(LOG_WARN, "%s: a flush of btd is left out, on purpose: this pool is "
+			"not failure-atomic", *e);
+	}
 }

@@ -83,6 +83,15 @@ void crash_set_action(crash_action a);
  * rewrites the pool. */
 void crash_stop_others(void);
 
+/* PROOF THAT THE TESTS SEE A MISSING FLUSH.  BTD_CRASH_DROP=name takes one
+ * flush out, in a test build only, so that a test can show the crash suite
+ * failing without it (meson's should_fail):
+ *   tx.commit   the flush of a transaction's ranges at its commit
+ *   slab.head   the persist of a new slab's descriptor */
+enum crash_drop { CRASH_DROP_TX_COMMIT = 1, CRASH_DROP_SLAB_HEAD = 2 };
+extern unsigned crash_drops;
+#define CRASH_DROPPED(d) unlikely(crash_drops & (d))
+
 /* BTD_CRASH_SIM: 1 and the seed in *seed when it is set, else 0. */
 int crash_sim_seed(uint64_t *seed);
 
@@ -94,13 +103,15 @@ const char *crash_name(enum crash_id id);
 #include "log.h"
 
 #define CRASH_POINT(id) do { } while (0)
+#define CRASH_DROPPED(d) 0
 
 /* This build has no crash points: whoever set BTD_CRASH_AT or BTD_CRASH_SIM
  * expects a crash that will not come, and is told so, once. */
 static inline void crash_init(char *const *envp, int secure)
 {
 	for (char *const *e = envp; e && *e && !secure; e++) {
-		if (!strncmp(*e, "BTD_CRASH_AT=", 13) || !strncmp(*e, "BTD_CRASH_SIM=", 14)) {
+		if (!strncmp(*e, "BTD_CRASH_AT=", 13) || !strncmp(*e, "BTD_CRASH_SIM=", 14) ||
+		    !strncmp(*e, "BTD_CRASH_DROP=", 15)) {
 			log_msg(LOG_WARN, "%.*s is set, but this build has no crash points: "
 				"nothing will crash; build with meson -Dcrash_points=true",
 				(int)strcspn(*e, "="), *e);

@@ -247,7 +247,7 @@ static int set_strict(struct settings *s, const char *v)
 	return parse_bool(v, &s->strict);
 }
 
-/* BTD_CRASH_AT and BTD_CRASH_SIM are crash_init's (crash.h), read and
+/* BTD_CRASH_AT, BTD_CRASH_SIM and BTD_CRASH_DROP are crash_init's (crash.h), read and
  * checked at library start; here they are only known names. */
 static int set_elsewhere(struct settings *s, const char *v)
 {
@@ -275,6 +275,7 @@ static const struct var {
 	{ "BTD_GC", set_gc, "auto, always or never" },
 	{ "BTD_CRASH_AT", set_elsewhere, "a crash point, name or name:nth" },
 	{ "BTD_CRASH_SIM", set_elsewhere, "a seed" },
+	{ "BTD_CRASH_DROP", set_elsewhere, "tx.commit or slab.head (test builds)" },
 };
 
 static const struct var *var_find(const char *name, size_t len)

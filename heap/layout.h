@@ -8,7 +8,7 @@
  *   0               4 KiB             header copy 0
  *   4 KiB           4 KiB             header copy 1
  *   8 KiB           64 KiB            root table: 1024 named roots of 64 bytes
- *   72 KiB          16 x 64 KiB       transaction logs (format 1.2), one per thread in a transaction
+ *   72 KiB          16 x log_bytes    transaction logs (format 1.2), one per thread in a transaction
  *   logs_end        npages * 8        page descriptors, one u64 per data page
  *   desc_end        npages * 4 KiB/128  block-start bitmap, 1 bit per 16 bytes
  *   data_off        npages * 4 KiB    data: slabs and large runs, in pages
@@ -63,8 +63,8 @@
  * runs; persisted whole at a clean close.  After a crash it is rebuilt by
  * the recovery GC and never trusted.
  *
- * TRANSACTION LOGS (format 1.2).  POOL_LOG_SLOTS undo logs of
- * POOL_LOG_BYTES each; a thread holds one for the length of a transaction.
+ * TRANSACTION LOGS (format 1.2).  POOL_LOG_SLOTS undo logs of log_bytes
+ * each (POOL_LOG_BYTES, or less in a pool under 16 MiB: pool_layout); a thread holds one for the length of a transaction.
  * A slot starts with struct tx_log_head; entries follow, each a struct
  * tx_entry and then `len` bytes: the snapshot of [addr, addr + len) taken
  * before the transaction changed it, the whole padded to a cache line
@@ -114,7 +114,7 @@
 #define POOL_CLASSES 36u           /* size classes a slab descriptor may name */
 #define POOL_SLAB_PAGES 16u        /* pages of every slab */
 #define POOL_LOG_SLOTS 16u         /* transaction logs (format 1.2) */
-#define POOL_LOG_BYTES (64u << 10) /* each */
+#define POOL_LOG_BYTES (64u << 10) /* each, at most: a sixteenth of a small pool in all */
 
 struct pool_header {
 	char magic[8];            /* POOL_MAGIC */
@@ -140,7 +140,7 @@ struct pool_header {
 	uint64_t collect_next;    /* 1.1: the next open collects, though the pool is clean */
 	uint64_t log_off;         /* 1.2: transaction logs; 0 in older pools */
 	uint64_t log_slots;       /* 1.2: POOL_LOG_SLOTS */
-	uint64_t log_bytes;       /* 1.2: POOL_LOG_BYTES, each */
+	uint64_t log_bytes;       /* 1.2: each log's size (pool_layout) */
 	uint64_t last_recovery;   /* 1.2: when the last recovery ran (seconds), 0 never */
 	uint64_t last_kept;       /* 1.2: the blocks it kept */
 	uint64_t last_freed;      /* 1.2: the blocks it reclaimed */

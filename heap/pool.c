@@ -66,10 +66,16 @@ int pool_layout(size_t size, int logs, struct pool_header *h)
 
 	h->log_off = h->log_slots = h->log_bytes = 0;
 	if (logs) {
+		/* POOL_LOG_BYTES each, but the logs take at most a sixteenth of
+		 * a small pool: a power of two, at least a page. */
+		size_t each = POOL_LOG_BYTES;
+
+		while (each > POOL_PAGE && (size_t)POOL_LOG_SLOTS * each > size / 16)
+			each /= 2;
 		h->log_off = round_up(fixed, POOL_PAGE);
 		h->log_slots = POOL_LOG_SLOTS;
-		h->log_bytes = POOL_LOG_BYTES;
-		fixed = h->log_off + (size_t)POOL_LOG_SLOTS * POOL_LOG_BYTES;
+		h->log_bytes = each;
+		fixed = h->log_off + (size_t)POOL_LOG_SLOTS * each;
 	}
 	/* Per data page: the page, its descriptor, its bitmap bytes. */
 	size_t per_page = POOL_PAGE + sizeof(uint64_t) + POOL_PAGE / POOL_GRANULE / 8;

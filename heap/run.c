@@ -179,6 +179,8 @@ void run_publish(size_t page, size_t n, uint64_t d)
 		}
 	}
 	__atomic_store_n(&p->desc[page], d, __ATOMIC_RELEASE);
+	if (DESC_KIND(d) == DESC_SLAB && CRASH_DROPPED(CRASH_DROP_SLAB_HEAD))
+		return;
 	pmem_persist_why(&p->desc[page], sizeof(uint64_t), PMEM_WHY_DESC);
 }
 

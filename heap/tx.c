@@ -453,7 +453,8 @@ int tx_commit(void)
 	int flushed = 0;
 
 	for (size_t i = 0; i < t->ents.len; i++) {
-		pmem_flush_why(t->ents.v[i].p, t->ents.v[i].n, PMEM_WHY_TX);
+		if (!CRASH_DROPPED(CRASH_DROP_TX_COMMIT))
+			pmem_flush_why(t->ents.v[i].p, t->ents.v[i].n, PMEM_WHY_TX);
 		flushed = 1;
 	}
 	for (size_t i = 0; i < t->allocs.len; i++) {

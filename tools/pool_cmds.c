@@ -120,9 +120,12 @@ int cmd_info(const char *path)
 		       bad_copy, !bad_copy);
 	if (h.last_recovery) {
 		time_t t = (time_t)h.last_recovery;
+		struct tm tm;
 		char when[64];
 
-		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
+		if (!localtime_r(&t, &tm) || !strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm))
+			snprintf(when, sizeof(when), "time %llu (not a date)",
+				 (unsigned long long)h.last_recovery);
 		printf("recovery    last at %s: kept %llu blocks, reclaimed %llu, rolled back %llu "
 		       "transactions, in %.1f ms\n", when, (unsigned long long)h.last_kept,
 		       (unsigned long long)h.last_freed, (unsigned long long)h.last_rolled_back,

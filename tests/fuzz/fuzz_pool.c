@@ -474,14 +474,16 @@ static void seal(uint8_t *im, const struct region *r, uint64_t roff, uint64_t of
 		const struct tx_log_head *h = (const void *)(im + roff);
 		uint64_t o = sizeof(*h);
 
-		(void)off;
-		(void)len;
-		while (o + sizeof(struct tx_entry) <= POOL_LOG_BYTES) {
+		while (h->gen && o + sizeof(struct tx_entry) <= POOL_LOG_BYTES && o < off + len) {
 			struct tx_entry *e = (void *)(im + roff + o);
 
-			if (e->gen != h->gen || e->len > POOL_LOG_BYTES - o - sizeof(*e))
+			if (e->gen != h->gen || !e->len || e->len > POOL_LOG_BYTES - o - sizeof(*e) ||
+			    roff + o + tx_entry_span(e->len) > SEED_SIZE)
 				break;
-			e->sum = tx_entry_sum(e, o, tx_entry_data(e));
+			if (o + tx_entry_span(e->len) > off) { /* the patch reaches it */
+				e->sum = tx_entry_sum(e, o, tx_entry_data(e));
+				touch(roff + o, sizeof(*e));
+			}
 			o += tx_entry_span(e->len);
 		}
 	} else if (r->seal == SEAL_ROOT) {
@@ -567,8 +569,8 @@ static int forged, intact, restorable;
 
 /* forged: the pool holds metadata that passes its checks but is not the
  * seed's -- a header copy, a descriptor (any changed one in a pool of
- * format 1.0, which has no checks), a root slot, or meta_sum recorded
- * over the patches -- as sealed patches make and libFuzzer's comparison
+ * format 1.0, which has no checks), a root slot, a transaction log, or
+ * meta_sum recorded over the patches -- as sealed patches make and libFuzzer's comparison
  * tracing can learn to.  intact: nothing forged, and the roots and the
  * data are the seed's, so no open may lose a block the seed could reach.
  * restorable: intact, and the bitmap too, so a repair that restores lost
@@ -591,6 +593,13 @@ static void judge(const struct seed *s, int meta)
 	for (unsigned i = 0; i < POOL_ROOTS_MAX && !forged; i++)
 		forged |= memcmp(&r[i], &r0[i], sizeof(r[i])) && r[i].tag &&
 			  root_valid(&r[i], s->h.minor, &a);
+	/* A changed log: a torn entry ends a log as a crash during an add
+	 * does (its transaction's changes then stay), a sealed one is a
+	 * snapshot replay puts back -- either way the data after the open is
+	 * not the seed's to judge by. */
+	if (s->h.log_off)
+		forged |= memcmp(img + s->h.log_off, s->img + s->h.log_off,
+				 s->h.log_slots * s->h.log_bytes) != 0;
 	intact = !forged && !memcmp(r, r0, POOL_ROOTS_MAX * sizeof(*r)) &&
 		 !memcmp(img + s->h.data_off, s->img + s->h.data_off, s->h.npages * POOL_PAGE);
 	restorable = intact && !memcmp(img + s->h.bitmap_off, s->img + s->h.bitmap_off,

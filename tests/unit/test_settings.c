@@ -109,7 +109,7 @@ Test(settings, unknown_variable_is_one_line, .init = cr_redirect_stderr)
 	cr_assert_stderr_eq_str(
 		"btd: unknown variable BTD_POLCY: check the spelling; known: BTD_POOL "
 		"BTD_POOL_PROGRAM BTD_POOL_SIZE BTD_POLICY BTD_LARGE_MIN BTD_TAG_SITES "
-		"BTD_STATS BTD_VERBOSE BTD_STRICT BTD_GC BTD_CRASH_AT BTD_CRASH_SIM\n");
+		"BTD_STATS BTD_VERBOSE BTD_STRICT BTD_GC BTD_CRASH_AT BTD_CRASH_SIM BTD_CRASH_DROP\n");
 }
 
 Test(settings, too_long_strings_are_refused, .init = cr_redirect_stderr)
