@@ -101,6 +101,16 @@ static struct wl_rec **table_link(const struct worker *w, uint64_t key)
 	return pp;
 }
 
+/* Unlink the record *pp points at, and free it at the commit. */
+static void unlink_free(const struct worker *w, struct wl_rec **pp, const char *what)
+{
+	struct wl_rec *r = *pp;
+
+	add(w, pp, sizeof(*pp));
+	*pp = r->next;
+	check(w, btd_tx_free(r), what);
+}
+
 static void resize(struct worker *w, uint64_t nb)
 {
 	struct wl_table *old = w->table;
@@ -140,10 +150,7 @@ static void apply(struct worker *w, const struct wl_action *a, uint64_t seq)
 		pp = &m->list;
 		for (size_t i = 0; i < a->idx; i++)
 			pp = &(*pp)->next;
-		r = *pp;
-		add(w, pp, sizeof(*pp));
-		*pp = r->next;
-		check(w, btd_tx_free(r), "btd_tx_free of a list record");
+		unlink_free(w, pp, "btd_tx_free of a list record");
 		m->nlist--;
 		break;
 	case ACT_TABLE_PUT:
@@ -163,11 +170,7 @@ static void apply(struct worker *w, const struct wl_action *a, uint64_t seq)
 		*pp = r;
 		break;
 	case ACT_TABLE_DEL:
-		pp = table_link(w, a->key);
-		r = *pp;
-		add(w, pp, sizeof(*pp));
-		*pp = r->next;
-		check(w, btd_tx_free(r), "btd_tx_free of a deleted record");
+		unlink_free(w, table_link(w, a->key), "btd_tx_free of a deleted record");
 		m->ntable--;
 		break;
 	case ACT_TABLE_RESIZE:
