@@ -276,6 +276,12 @@ int pool_grow(struct pool *p, size_t top)
 				ret = back(p, p->hdr.bitmap_off + b0, b1 - b0);
 			pool_release_fd(p);
 			if (!ret) {
+				/* The new pages' descriptors and bitmap were never the
+				 * heap's (holes, unless something wrote there): free,
+				 * durably so before the header says they are in use. */
+				memset(p->desc + old, 0, d1 - d0);
+				memset((char *)p->bitmap + b0, 0, b1 - b0);
+				pmem_persist_why(p->desc + old, d1 - d0, PMEM_WHY_DESC);
 				CRASH_POINT(CRASH_POOL_GROW);
 				p->hdr.heap_top = want;
 				pool_header_write(p);

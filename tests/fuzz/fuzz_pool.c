@@ -39,11 +39,13 @@
  *   a. btd check: exit 0, 1 or 2, and the file is unchanged, byte for byte;
  *   b. btd info: exit 0 or 2, the file unchanged;
  *   c. btd check --repair: exit 2 with the file unchanged, or 0/1 after
- *      which a program's open succeeds with every heap invariant holding,
- *      and btd check after its close says 0;
+ *      which a program's open succeeds with every heap invariant holding
+ *      and (unless forged) allocates and frees soundly, and btd check
+ *      after its close says 0;
  *   d. a program's open of the patched pool (written afresh): refused with
  *      the file unchanged, or opened with every heap invariant holding
- *      (unless the input forged a clean close: see program_open);
+ *      (unless the input forged a clean close: see program_open), and
+ *      (unless forged) then allocating and freeing soundly;
  *   and when the patches forged nothing and spared the roots and the data
  *   (and, for the open after a repair, the bitmap), neither open may lose
  *   a block the seed pool could reach (see judge).
@@ -230,6 +232,8 @@ void fuzz_set_input_name(const char *name)
 
 /* ---- reporting ---------------------------------------------------------- */
 
+static void cleanup(void);
+
 static void loud(void)
 {
 	fflush(stdout);
@@ -281,6 +285,7 @@ __attribute__((noreturn, format(printf, 1, 2))) static void finding(const char *
 	fprintf(report, "\n");
 	show_output();
 	fflush(report);
+	cleanup(); /* fuzz_replay --pool makes the pool again */
 	abort();
 }
 
@@ -305,6 +310,7 @@ static void fatal_hook(const char *msg)
 		msg);
 	show_output();
 	fflush(report);
+	cleanup();
 }
 
 /* ---- files -------------------------------------------------------------- */
@@ -715,6 +721,44 @@ static void one_line(const char *prefix)
 	finding("exit 2 with %u lines starting \"%s\" on stderr, not one", lines, prefix);
 }
 
+/* What a program does next: allocate a block of ten classes each, one of
+ * 20 KiB, and blocks of 64 KiB until the pool is full (so that the heap
+ * grows to the end of the reservation), fill them, free them.  The heap
+ * must keep its invariants, and what was reachable must stay so (a block
+ * handed out over reachable data would have had its pointers
+ * overwritten). */
+static void use_heap(void)
+{
+	static const size_t sizes[] = { 16, 48, 64, 128, 256, 320, 512, 1024, 4096, 16384, 20 << 10 };
+	enum { N = sizeof(sizes) / sizeof(sizes[0]), MORE = 32 };
+	void *p[N + MORE];
+	struct recovery_audit before, after;
+	unsigned long bad;
+	size_t n = 0;
+
+	stage = "a program's allocations";
+	recovery_audit(&before);
+	for (size_t i = 0; i < N + MORE; i++) {
+		size_t size = i < N ? sizes[i] : 64 << 10;
+
+		if (!(p[n] = heap_malloc(size)) && i >= N)
+			break;
+		if (p[n])
+			memset(p[n++], 0xee, size);
+	}
+	if ((bad = heap_check(STDOUT_FILENO)))
+		finding("%lu heap invariants fail after allocating", bad);
+	recovery_audit(&after);
+	if (after.reachable < before.reachable)
+		finding("%llu blocks were reachable before allocating, %llu after: a block was "
+			"handed out over reachable data", (unsigned long long)before.reachable,
+			(unsigned long long)after.reachable);
+	while (n)
+		heap_free(p[--n]);
+	if ((bad = heap_check(STDOUT_FILENO)))
+		finding("%lu heap invariants fail after freeing", bad);
+}
+
 /* Open the pool as a program does (recovery may refuse); 0 when open,
  * with every heap invariant checked -- unless the input forged something
  * and the open trusted the pool: a clean pool whose metadata matches the
@@ -725,7 +769,10 @@ static void one_line(const char *prefix)
  * restorable; see judge), every block the seed could reach must still be
  * reachable, none of them handed to the free lists (a repair may bring
  * back more: a freed block a dangling pointer shows, once the release
- * mark is lost).  The heap stays open for the caller to close. */
+ * mark is lost).  A sound heap then serves a few allocations (use_heap),
+ * unless the input forged something: a sealed header with heap_top below
+ * live runs hides them from the open, and the heap grows over them.  The
+ * heap stays open for the caller to close. */
 static int program_open(const struct seed *s, int strict)
 {
 	struct heap_open_info info;
@@ -749,6 +796,8 @@ static int program_open(const struct seed *s, int strict)
 					(unsigned long long)a.reachable,
 					(unsigned long long)s->reachable, (unsigned long long)a.wild);
 		}
+		if (!bad && !forged)
+			use_heap();
 	}
 	loud();
 	return ret;
@@ -1060,11 +1109,14 @@ static void cleanup(void)
 {
 	char p[128];
 
+	if (!dir[0])
+		return;
 	loud();
 	snprintf(p, sizeof(p), "%s/seed.pool", dir);
 	unlink(p);
 	unlink(path);
 	rmdir(dir);
+	dir[0] = '\0';
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

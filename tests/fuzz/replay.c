@@ -49,9 +49,10 @@ static void on_crash(int sig)
 	static const char a[] = "fuzz_replay: FINDING: signal ";
 	static const char b[] = " while running ";
 	char num[4] = { (char)('0' + sig / 10 % 10), (char)('0' + sig % 10), '\0' };
+	const char *n = sig < 10 ? num + 1 : num;
 
 	write(report_fd, a, sizeof(a) - 1);
-	write(report_fd, num, strlen(num));
+	write(report_fd, n, strlen(n));
 	write(report_fd, b, sizeof(b) - 1);
 	write(report_fd, current, strlen(current));
 	write(report_fd, "\n", 1);
