@@ -479,7 +479,7 @@ enum kind { KIND_BYTES, KIND_POINTER, KIND_FILL, KIND_ADD };
 
 static const char *const kind_names[] = { "bytes", "pointer", "fill", "add" };
 
-/* Decode one patch at r into *out; 0 at the end of the input. */
+/* One patch, decoded. */
 struct patch {
 	const struct region *region;
 	enum kind kind;
@@ -491,6 +491,7 @@ struct patch {
 	int32_t delta;                        /* KIND_ADD */
 };
 
+/* Decode the patch at r into *out; 0 at the end of the input. */
 static int next_patch(struct reader *r, const struct seed *s, struct patch *out)
 {
 	uint8_t op, len8;
