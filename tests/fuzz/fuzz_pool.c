@@ -58,7 +58,7 @@
  * STATE.  One process runs every input: libFuzzer reads the coverage of
  * each from the process's own counters, which a child's run would not
  * reach (a fork per input, measured: 10 ms for the fork of a 60 MiB ASan
- * process, on 15 ms of work, and no coverage left to guide by).  The heap
+ * process, on 20-30 ms of work, and no coverage left to guide by).  The heap
  * is opened and closed through its own entry points, which reset it; the
  * recovery mode (and with it the private view) is set before every open.
  * What else outlives a close is reused, never grown (the slab structs
@@ -509,7 +509,7 @@ enum kind { KIND_BYTES, KIND_POINTER, KIND_FILL, KIND_ADD };
 
 static const char *const kind_names[] = { "bytes", "pointer", "fill", "add" };
 
-/* Decode one patch at r into *out; 0 at the end of the input. */
+/* One patch, decoded. */
 struct patch {
 	const struct region *region;
 	enum kind kind;
@@ -521,6 +521,7 @@ struct patch {
 	int32_t delta;                        /* KIND_ADD */
 };
 
+/* Decode the patch at r into *out; 0 at the end of the input. */
 static int next_patch(struct reader *r, const struct seed *s, struct patch *out)
 {
 	uint8_t op, len8;
