@@ -4,10 +4,10 @@
 # Installs what is missing, configures and builds the clang fuzz build
 # (build-fuzz, as scripts/test.sh does), then runs tests/fuzz/fuzz_pool for
 # SECONDS (default 600) in N processes (default 1; libFuzzer's -jobs=N
-# beyond that, each logging to fuzz-J.log in build-fuzz/tests/fuzz/work
+# beyond that, each logging to fuzz-J.log in build-fuzz/tests/fuzz/findings
 # and sharing the corpus), from the committed corpora and a working corpus kept in
-# build-fuzz/tests/fuzz/work/corpus, which grows from run to run.  A
-# finding stops the run and is left in build-fuzz/tests/fuzz/work/artifacts:
+# build-fuzz/tests/fuzz/findings/corpus, which grows from run to run.  A
+# finding stops the run and is left in build-fuzz/tests/fuzz/findings/artifacts:
 # replay it with build/tests/fuzz/fuzz_replay FILE, and once the bug is
 # fixed keep it as tests/fuzz/corpus/regress/<the bug>.
 set -euo pipefail
@@ -38,4 +38,4 @@ fi
 ninja -C build-fuzz tests/fuzz/fuzz_pool tests/fuzz/fuzz_replay >/dev/null
 [ "$jobs" -gt 1 ] && set -- -jobs="$jobs" -workers="$jobs" "$@"
 exec tests/fuzz/bounded.sh --grow build-fuzz/tests/fuzz/fuzz_pool tests/fuzz/corpus \
-	build-fuzz/tests/fuzz/work "$seconds" "$@"
+	build-fuzz/tests/fuzz/findings "$seconds" "$@"
