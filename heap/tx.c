@@ -183,7 +183,6 @@ static void finish(struct tx_thread *t)
 	t->ents.len = t->allocs.len = t->frees.len = 0;
 }
 
-/* The transaction cannot commit any more: its commit rolls back. */
 /* This thread's state, for this open. */
 static struct tx_thread *me(void)
 {
@@ -200,6 +199,7 @@ static struct tx_thread *me(void)
 	return t;
 }
 
+/* The transaction cannot commit any more: its commit rolls back. */
 static int doom(struct tx_thread *t, int status)
 {
 	if (!t->failed)
@@ -499,8 +499,18 @@ static void thread_ends(void *arg)
 {
 	struct tx_thread *t = arg;
 
-	if (t == &tx_me && t->depth && t->epoch == __atomic_load_n(&tx_epoch, __ATOMIC_ACQUIRE))
+	if (t != &tx_me)
+		return;
+	if (t->depth && t->epoch == __atomic_load_n(&tx_epoch, __ATOMIC_ACQUIRE))
 		abort_now(t);
+	struct tx_list *lists[] = { &t->ents, &t->allocs, &t->frees };
+
+	for (unsigned i = 0; i < BTD_ARRAY_SIZE(lists); i++) { /* the thread's lists go */
+		if (lists[i]->v)
+			munmap(lists[i]->v, lists[i]->cap * sizeof(*lists[i]->v));
+		lists[i]->v = NULL;
+		lists[i]->len = lists[i]->cap = 0;
+	}
 }
 
 static void make_key(void)
