@@ -171,7 +171,7 @@ void heap_purge_all(void)
  * when all threads are done with the heap), so that the bitmap says
  * exactly which blocks are allocated.  Caller holds heap.lock, which every
  * adoption of an unowned slab takes. */
-void heap_collect_remote(int all)
+static void heap_collect_remote(int all)
 {
 	for (size_t pg = 0; pg < heap.top;) {
 		page_entry e = heap.pagemap[pg];
@@ -221,10 +221,6 @@ void heap_collect_next(void)
 	heap.pool.collect_next = 1;
 }
 
-int heap_is_open(void)
-{
-	return heap.open;
-}
 
 void heap_stats(struct heap_stats *st)
 {

@@ -34,7 +34,6 @@ extern int heap_frozen;
 /* Ask the next open to collect although this close is clean: the caller
  * put blocks in the pool that nobody will free (the preload's routing). */
 void heap_collect_next(void);
-int heap_is_open(void);
 
 /* The data range, for the interposer's one-compare ownership test. */
 void heap_range(uintptr_t *lo, size_t *len);

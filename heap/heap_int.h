@@ -118,7 +118,6 @@ extern struct heap heap;
 void *heap_internal_map(size_t n);
 void *heap_internal_alloc(size_t n);          /* fixed-size objects; heap.lock */
 BTD_COLD BTD_NORETURN void heap_misuse(const char *what, const void *p);
-void heap_collect_remote(int all);            /* heap.lock */
 
 /* classes.c */
 extern const uint32_t heap_class_size[HEAP_CLASSES];

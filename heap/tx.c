@@ -576,8 +576,9 @@ static int replay_target_ok(uint64_t a, uint64_t n)
 }
 
 /* What replay overwrote, so that an open that recovery then refuses can
- * put it back (such an open writes nothing: layout.h, CLEAN FLAG).  At
- * most every log's worth: 1 MiB, mapped for the open only. */
+ * put it back (such an open writes nothing: layout.h, CLEAN FLAG).  Each
+ * record: addr, len, the bytes, and the record's own start, so that the
+ * records can be walked back from the end.  At most every log's worth. */
 struct replay_saved {
 	uint64_t addr, len;
 };
@@ -587,23 +588,21 @@ static size_t saved_len, saved_cap;
 
 static int save(uint64_t addr, uint64_t len)
 {
-	size_t need = saved_len + sizeof(struct replay_saved) + len;
+	struct replay_saved rs = { addr, len };
+	uint64_t start = saved_len;
+	size_t need = saved_len + sizeof(rs) + len + sizeof(start);
 
 	if (need > saved_cap) {
 		size_t cap = (size_t)POOL_LOG_SLOTS * POOL_LOG_BYTES * 2;
 
-		if (saved || need > cap)
-			return -1;
-		saved = heap_internal_map(cap);
-		if (!saved)
+		if (saved || need > cap || !(saved = heap_internal_map(cap)))
 			return -1;
 		saved_cap = cap;
 	}
-	struct replay_saved rs = { addr, len };
-
 	memcpy(saved + saved_len, &rs, sizeof(rs));
 	memcpy(saved + saved_len + sizeof(rs), (void *)(uintptr_t)addr, len);
-	saved_len += sizeof(rs) + len;
+	memcpy(saved + saved_len + sizeof(rs) + len, &start, sizeof(start));
+	saved_len = need;
 	return 0;
 }
 
@@ -656,33 +655,15 @@ void tx_replay_finish(int keep)
 	if (!last_replay.logs)
 		return;
 	if (!keep) { /* put back what replay overwrote, newest first */
-		size_t n = 0, *at = NULL;
-
-		for (off = 0; off < saved_len; n++) {
+		for (off = saved_len; off > 0;) {
 			struct replay_saved rs;
+			uint64_t start;
 
-			memcpy(&rs, saved + off, sizeof(rs));
-			off += sizeof(rs) + rs.len;
+			memcpy(&start, saved + off - sizeof(start), sizeof(start));
+			memcpy(&rs, saved + start, sizeof(rs));
+			memcpy((void *)(uintptr_t)rs.addr, saved + start + sizeof(rs), rs.len);
+			off = start;
 		}
-		at = n ? heap_internal_map(n * sizeof(*at)) : NULL;
-		n = 0;
-		for (off = 0; at && off < saved_len; n++) {
-			struct replay_saved rs;
-
-			memcpy(&rs, saved + off, sizeof(rs));
-			at[n] = off;
-			off += sizeof(rs) + rs.len;
-		}
-		size_t count = n;
-
-		while (at && n-- > 0) {
-			struct replay_saved rs;
-
-			memcpy(&rs, saved + at[n], sizeof(rs));
-			memcpy((void *)(uintptr_t)rs.addr, saved + at[n] + sizeof(rs), rs.len);
-		}
-		if (at)
-			munmap(at, count * sizeof(*at));
 		return;
 	}
 	for (off = 0; off < saved_len;) {
@@ -690,7 +671,7 @@ void tx_replay_finish(int keep)
 
 		memcpy(&rs, saved + off, sizeof(rs));
 		pmem_flush_why((void *)(uintptr_t)rs.addr, rs.len, PMEM_WHY_RECOVERY);
-		off += sizeof(rs) + rs.len;
+		off += sizeof(rs) + rs.len + sizeof(uint64_t);
 	}
 	CRASH_POINT(CRASH_REPLAY_RESTORED);
 	pmem_drain_why(PMEM_WHY_RECOVERY); /* the snapshots back, durable: then retire */
