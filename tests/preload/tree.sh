@@ -40,12 +40,14 @@ quiet "a script with children"
 
 # A script that turns job control on: each job is its own process group,
 # yet the jobs are one tree (default policy; each allocates 1 MiB blocks).
-# The first job holds the pool while the others allocate.
+# The first job holds the pool while the others allocate. The jobs are
+# waited for by pid: bash forgets a job spec once it has reported it done.
 run BTD_POOL="$tmp/jobs.pool" bash -c 'set -m
 	"$1" hold 2 >/dev/null &
 	sleep 0.5
-	for i in 1 2; do "$1" alloc & done
-	wait %2 && wait %3' sh "$h" 2>"$tmp/err.all" || fail "jobs: $(head -3 "$tmp/err.all")"
+	"$1" alloc & a=$!
+	"$1" alloc & b=$!
+	wait $a && wait $b' sh "$h" 2>"$tmp/err.all" || fail "jobs: $(head -3 "$tmp/err.all")"
 grep -v '^\[[0-9]\]' "$tmp/err.all" >"$tmp/err" # bash's job reports
 quiet "a script with job control"
 
