@@ -28,6 +28,8 @@ void settings_default(struct settings *s)
 	s->pool_size = 1 * GiB;
 	s->verbose = LOG_WARN;
 	s->gc = GC_AUTO;
+	s->min_replicas = -1;
+	s->replica_timeout_ms = 5000;
 }
 
 /* "123", "64K", "16M", "1G", "2T" (binary multiples, either case, an
@@ -247,6 +249,57 @@ static int set_strict(struct settings *s, const char *v)
 	return parse_bool(v, &s->strict);
 }
 
+static int set_replicas(struct settings *s, const char *v)
+{
+	return !v[0] || !strchr(v, ':') ? -1 : parse_string(v, s->replicas, sizeof(s->replicas));
+}
+
+static int parse_uint(const char *v, unsigned max, int *out)
+{
+	unsigned n = 0;
+
+	if (!*v)
+		return -1;
+	for (; *v; v++) {
+		if (*v < '0' || *v > '9' || n > max / 10)
+			return -1;
+		n = n * 10 + (unsigned)(*v - '0');
+	}
+	if (n > max)
+		return -1;
+	*out = (int)n;
+	return 0;
+}
+
+static int set_min_replicas(struct settings *s, const char *v)
+{
+	if (!strcmp(v, "all")) {
+		s->min_replicas = -1;
+		return 0;
+	}
+	return parse_uint(v, 8, &s->min_replicas);
+}
+
+static int set_key_file(struct settings *s, const char *v)
+{
+	return v[0] ? parse_string(v, s->key_file, sizeof(s->key_file)) : -1;
+}
+
+static int set_provider(struct settings *s, const char *v)
+{
+	return v[0] ? parse_string(v, s->fabric_provider, sizeof(s->fabric_provider)) : -1;
+}
+
+static int set_replica_timeout(struct settings *s, const char *v)
+{
+	int ms;
+
+	if (parse_uint(v, 3600000, &ms) || ms < 10)
+		return -1;
+	s->replica_timeout_ms = ms;
+	return 0;
+}
+
 /* BTD_CRASH_AT, BTD_CRASH_SIM and BTD_CRASH_DROP are crash_init's (crash.h), read and
  * checked at library start; here they are only known names. */
 static int set_elsewhere(struct settings *s, const char *v)
@@ -273,6 +326,13 @@ static const struct var {
 	{ "BTD_VERBOSE", set_verbose, "0, 1, 2 or 3" },
 	{ "BTD_STRICT", set_strict, "0 or 1" },
 	{ "BTD_GC", set_gc, "auto, always or never" },
+	{ "BTD_REPLICAS", set_replicas, "a comma-separated list of memory nodes host:port "
+	  "(btd memd), under 1024 bytes" },
+	{ "BTD_MIN_REPLICAS", set_min_replicas, "a count from 0 to 8, or all (all)" },
+	{ "BTD_KEY_FILE", set_key_file, "the path of the file holding the memory nodes' "
+	  "shared key (mode 600)" },
+	{ "BTD_FABRIC_PROVIDER", set_provider, "a libfabric provider name: tcp or verbs (tcp)" },
+	{ "BTD_REPLICA_TIMEOUT", set_replica_timeout, "milliseconds, from 10 to 3600000 (5000)" },
 	{ "BTD_CRASH_AT", set_elsewhere, "a crash point, name or name:nth" },
 	{ "BTD_CRASH_SIM", set_elsewhere, "a seed" },
 	{ "BTD_CRASH_DROP", set_elsewhere, "tx.commit or slab.head (test builds)" },
@@ -308,7 +368,7 @@ int settings_parse(struct settings *s, char *const *envp, int secure)
 
 		problems++;
 		if (!v) {
-			char known[256];
+			char known[512];
 			size_t k = 0;
 
 			for (size_t i = 0; i < BTD_ARRAY_SIZE(vars); i++)

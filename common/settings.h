@@ -43,6 +43,11 @@ struct settings {
 	int verbose;               /* 0..3, see log.h */
 	int strict;
 	enum btd_gc gc;
+	char replicas[1024];       /* "host:port,..."; "" = none */
+	int min_replicas;          /* -1 = all of them */
+	char key_file[PATH_MAX];
+	char fabric_provider[32];  /* "" = tcp */
+	int replica_timeout_ms;
 };
 
 /* The defaults, as documented. */

@@ -42,10 +42,11 @@
  * of epoch e or of e + 1, never a torn mix.
  *
  * A BULK transfer (the first sync of a lease, a resync, a preload
- * program's whole heap) is larger than staging: BULK_BEGIN records the
- * image inconsistent (durably), the client writes the image chunks
- * directly, BULK_END makes the image durable and records the new epoch
- * and consistent.  A client sends bulk transfers to one replica at a
+ * program's whole heap) is larger than staging: BULK_BEGIN {epoch}
+ * records the image inconsistent and its epoch as `epoch` (durably), the
+ * client writes the image chunks directly, then COMMITs (epoch + 1, ...)
+ * what it flushed during the copy, and BULK_END {epoch, image_size} makes
+ * the image durable and records epoch, image_size and consistent.  A client sends bulk transfers to one replica at a
  * time, so at most one replica is ever inconsistent; restore takes the
  * consistent replica with the newest epoch.
  *
@@ -150,7 +151,7 @@ struct msg_commit {
 
 struct msg_bulk {
 	struct msg_hdr h;
-	uint64_t epoch;      /* BULK_END: the epoch the image now holds */
+	uint64_t epoch;      /* BEGIN: the lease's epoch from now; END: the image's */
 	uint64_t image_size; /* BULK_END: its size */
 };
 

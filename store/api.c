@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
@@ -31,6 +32,7 @@
 #include "../heap/pmem.h"
 #include "../heap/roots.h"
 #include "../heap/tx.h"
+#include "../net/repl.h"
 #include "store.h"
 
 extern char **environ;
@@ -47,6 +49,47 @@ static pthread_mutex_t api_lock = PTHREAD_MUTEX_INITIALIZER;
 static api_opener opener;
 static const struct settings *opener_settings;
 static struct settings own_settings;
+
+/* Memory nodes named by btd_cluster_create (cfg.nodes, cfg.replicas):
+ * they win over BTD_REPLICAS and BTD_MIN_REPLICAS. */
+static char cfg_nodes[1024];
+static int cfg_min = -1;
+/* Whether an open may restore a missing pool from the replicas: only from
+ * an ordinary call (it connects, loads libfabric), never from inside an
+ * allocation of the preload. */
+static int restore_allowed;
+
+static void repl_config_of(const struct settings *s, struct repl_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->nodes = cfg_nodes[0] ? cfg_nodes : s->replicas;
+	c->min = cfg_nodes[0] ? cfg_min : s->min_replicas;
+	c->key_file = s->key_file;
+	c->timeout_ms = s->replica_timeout_ms;
+}
+
+/* A missing pool with replicas configured: rebuild it from them first.
+ * None holding an image of it is a first run (the pool is created). */
+static int restore_if_missing(const struct settings *s, const char *path)
+{
+	struct repl_config c;
+	struct stat sb;
+	double secs;
+	uint64_t bytes;
+	int st;
+
+	repl_config_of(s, &c);
+	if (!c.nodes[0] || !restore_allowed || !stat(path, &sb) || errno != ENOENT)
+		return 0;
+	st = repl_restore(path, &c, isatty(2) || getenv("BTD_PROGRESS"), &secs, &bytes);
+	if (st == BTD_ERR_NOENT)
+		return 0;
+	if (!st)
+		log_msg(LOG_WARN, "pool %s was missing: restored from the replicas (%llu KiB in "
+			"%.3f s); recovery runs as after a crash", path,
+			(unsigned long long)(bytes >> 10), secs);
+	return st;
+}
 
 void api_set_opener(api_opener open, const struct settings *s)
 {
@@ -78,9 +121,20 @@ int api_open_pool(const struct settings *s, const char *cfg_pool, size_t cfg_siz
 			st = store_default_path(path, path_size, prog, i);
 		}
 		if (!st)
+			st = restore_if_missing(s, path);
+		if (!st)
 			st = store_open(path, size, s->gc, info);
 		if (st != BTD_ERR_BUSY)
 			break;
+	}
+	if (!st) {
+		struct repl_config c;
+
+		repl_config_of(s, &c);
+		if (c.nodes[0] && (st = repl_configure(&c))) {
+			store_abandon();
+			st = err_set(st, "pool %s not opened: %s", path, err_last());
+		}
 	}
 	return st;
 }
@@ -133,7 +187,9 @@ static int open_here(const char *cfg_pool, size_t cfg_size)
 			if (pmem_load(&why))
 				log_msg(LOG_WARN, "cannot load libpmem (%s): persisting with msync",
 					why);
+			restore_allowed = 1;
 			st = api_open_pool(s, cfg_pool, cfg_size, NULL, path, sizeof(path));
+			restore_allowed = 0;
 		}
 	}
 	pthread_mutex_unlock(&api_lock);
@@ -268,18 +324,44 @@ struct btd_cluster *btd_cluster_create(struct btd_config *cfg)
 	}
 	int inited = cfg->magic == BTD_CONFIG_MAGIC;
 
-	if (!cfg->single_node || (inited && cfg->nodes)) {
-		errno = EINVAL;
-		err_set(BTD_ERR_INVAL, "btd_cluster_create: memory nodes are not supported "
-			   "by this build yet; set single_node = 1");
-		return NULL;
+	if (!cfg->single_node) {
+		const struct settings *s = opener ? opener_settings : &own_settings;
+		const char *nodes = inited && cfg->nodes ? cfg->nodes : NULL;
+
+		if (!opener && !store_is_open())
+			settings_parse(&own_settings, environ, getauxval(AT_SECURE) != 0);
+		if (!nodes && !s->replicas[0]) {
+			errno = EINVAL;
+			err_set(BTD_ERR_INVAL, "btd_cluster_create: single_node = 0 needs memory "
+				"nodes: set cfg.nodes (after btd_config_init) or BTD_REPLICAS to "
+				"host:port,... of running `btd memd`s");
+			return NULL;
+		}
+		if (nodes && strlen(nodes) >= sizeof(cfg_nodes)) {
+			errno = EINVAL;
+			err_set(BTD_ERR_INVAL, "btd_cluster_create: cfg.nodes is too long");
+			return NULL;
+		}
+		if (nodes) {
+			strcpy(cfg_nodes, nodes);
+			cfg_min = cfg->replicas ? (int)cfg->replicas : -1;
+		}
 	}
 	st = pool_ready(inited ? cfg->pool : NULL, inited ? cfg->pool_size : 0);
+	if (!st && !cfg->single_node && !repl_active()) {
+		/* The pool was open before (the preload): replicate it from now. */
+		struct repl_config c;
+
+		repl_config_of(opener ? opener_settings : &own_settings, &c);
+		st = repl_configure(&c);
+	}
+	if (!st && !cfg->single_node)
+		st = repl_point("btd_cluster_create"); /* reach the nodes now: fail early */
 	if (st) {
 		errno = status_errno(st);
 		return NULL;
 	}
-	the_cluster.single_node = 1;
+	the_cluster.single_node = cfg->single_node;
 	return &the_cluster;
 }
 
@@ -336,8 +418,10 @@ static int durable(const char *what)
 {
 	int e = pmem_take_error();
 
-	return e ? err_set(BTD_ERR_IO, "%s: writing the pool back failed (%s): the data may "
-			   "not be durable", what, err_text(e)) : BTD_OK;
+	if (e)
+		return err_set(BTD_ERR_IO, "%s: writing the pool back failed (%s): the data may "
+			       "not be durable", what, err_text(e));
+	return repl_point(what); /* and on the replicas */
 }
 
 int btd_persist(const void *p, size_t n)
@@ -352,17 +436,23 @@ int btd_persist(const void *p, size_t n)
 void *btd_memcpy(void *dst, const void *src, size_t n)
 {
 	open_if_pointed_at(dst);
-	if (in_pool(dst, n))
-		return pmem_copy_persist(dst, src, n, PMEM_WHY_USER);
-	return memcpy(dst, src, n);
+	if (!in_pool(dst, n))
+		return memcpy(dst, src, n);
+	pmem_copy_persist(dst, src, n, PMEM_WHY_USER);
+	if (durable("btd_memcpy"))
+		errno = EIO; /* it returns dst: the reason is in btd_last_error() */
+	return dst;
 }
 
 void *btd_memset(void *dst, int c, size_t n)
 {
 	open_if_pointed_at(dst);
 	memset(dst, c, n);
-	if (in_pool(dst, n))
+	if (in_pool(dst, n)) {
 		pmem_persist_why(dst, n, PMEM_WHY_USER);
+		if (durable("btd_memset"))
+			errno = EIO;
+	}
 	return dst;
 }
 
@@ -430,7 +520,11 @@ int btd_tx_free(void *p)
 
 int btd_tx_commit(void)
 {
-	return tx_commit();
+	int st = tx_commit();
+
+	/* The outermost commit is the durability point (a nested one only
+	 * counts down). */
+	return st || tx_depth() ? st : repl_point("btd_tx_commit");
 }
 
 void btd_tx_abort(void)

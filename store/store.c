@@ -29,6 +29,7 @@
 #include "../common/error.h"
 #include "../heap/pool.h"
 #include "../heap/tx.h"
+#include "../net/repl.h"
 #include "../recovery/recovery.h"
 #include "btd.h"
 
@@ -84,10 +85,14 @@ void store_close(void)
 	heap_lock();
 	heap_quiesce();
 	opened = 0;
-	if (tx_live())
+	if (tx_live()) {
+		repl_reset();
 		pool_abandon(heap_pool()); /* dirty: the next open rolls the transaction back */
-	else
-		pool_close(heap_pool());
+	} else {
+		pool_mark_clean(heap_pool());
+		repl_final(); /* the whole image to the replicas, before the unmap */
+		pool_abandon(heap_pool());
+	}
 	tx_detach();
 	heap_detach();
 	heap_unlock();
@@ -106,6 +111,7 @@ int store_exit(void)
 		clean = 1;
 	}
 	heap_unlock();
+	repl_final(); /* the mapping stays: the whole image to the replicas */
 	return clean;
 }
 
@@ -114,6 +120,7 @@ void store_abandon(void)
 	if (!opened)
 		return;
 	opened = 0;
+	repl_reset();
 	pool_abandon(heap_pool());
 	tx_detach();
 	heap_detach();

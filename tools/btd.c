@@ -9,6 +9,7 @@
 
 #include "../common/settings.h"
 #include "btd.h"
+#include "../net/repl.h"
 #include "pool_cmds.h"
 
 #define PRELOAD_NAME "libbtd_preload.so"
@@ -29,6 +30,10 @@ static void usage(FILE *f)
 		"             --repair on a private copy (the file is never written), with it\n"
 		"             repairing what it finds; exit 0 clean, 1 problems found (and\n"
 		"             repaired), 2 not a usable pool\n"
+		"  restore POOL --from HOST:PORT[,HOST:PORT...] [--key FILE]\n"
+		"             rebuild a lost pool from the newest consistent image the memory\n"
+		"             nodes hold of it (the key file defaults to BTD_KEY_FILE); the next\n"
+		"             open recovers it as after a crash\n"
 		"  help       this text\n"
 		"  --version  the version of btd\n"
 		"\n"
@@ -151,6 +156,50 @@ static int cmd_run(int argc, char **argv)
 	return errno == ENOENT ? 127 : 126;
 }
 
+static int cmd_restore(int argc, char **argv)
+{
+	const char *pool = NULL, *from = NULL, *key = getenv("BTD_KEY_FILE");
+
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (is_option(a, "--from") || is_option(a, "--key")) {
+			const char *name = is_option(a, "--from") ? "--from" : "--key";
+			const char *v = option_value(a, name, argc, argv, &i);
+
+			if (!v) {
+				fprintf(stderr, "btd restore: %s needs a value: see 'btd help'\n", name);
+				return 2;
+			}
+			*(!strcmp(name, "--from") ? &from : &key) = v;
+		} else if (a[0] == '-' || pool) {
+			fprintf(stderr, "btd restore: unexpected argument %s: btd restore POOL --from "
+				"HOST:PORT [--key FILE]\n", a);
+			return 2;
+		} else {
+			pool = a;
+		}
+	}
+	if (!pool || !from) {
+		fprintf(stderr, "btd restore: give the pool and the memory nodes: btd restore "
+			"POOL --from HOST:PORT[,HOST:PORT...] [--key FILE]\n");
+		return 2;
+	}
+	struct repl_config c = { .nodes = from, .key_file = key };
+	double secs = 0;
+	uint64_t bytes = 0;
+	int st = repl_restore(pool, &c, isatty(2) || getenv("BTD_PROGRESS"), &secs, &bytes);
+
+	if (st) {
+		fprintf(stderr, "btd restore: %s\n", btd_last_error());
+		return st == BTD_ERR_NOENT || st == BTD_ERR_BUSY ? 1 : 2;
+	}
+	printf("btd restore: %s restored: %.1f MiB in %.3f s (%.0f MiB/s); its next open "
+	       "recovers it as after a crash\n", pool, (double)bytes / (1 << 20), secs,
+	       secs > 0 ? (double)bytes / (1 << 20) / secs : 0.0);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -171,6 +220,8 @@ int main(int argc, char **argv)
 		}
 		return !strcmp(cmd, "info") ? cmd_info(argv[2]) : cmd_check(argv[argc - 1], repair);
 	}
+	if (!strcmp(cmd, "restore"))
+		return cmd_restore(argc - 2, argv + 2);
 	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
 		printf("btd %s\n", BTD_VERSION_STRING);
 		return 0;

@@ -28,6 +28,7 @@
 #include "../heap/heap.h"
 #include "../heap/heap_int.h"
 #include "../heap/tx.h"
+#include "../net/repl.h"
 #include "../recovery/recovery.h"
 #include "../store/store.h"
 #include "btd.h"
@@ -130,6 +131,16 @@ int cmd_info(const char *path)
 		       "transactions, in %.1f ms\n", when, (unsigned long long)h.last_kept,
 		       (unsigned long long)h.last_freed, (unsigned long long)h.last_rolled_back,
 		       (double)h.last_us / 1e3);
+	}
+	const char *nodes = getenv("BTD_REPLICAS");
+
+	if (nodes && *nodes) {
+		/* Ask each node what it holds of this pool. */
+		struct repl_config c = { .nodes = nodes, .key_file = getenv("BTD_KEY_FILE") };
+
+		printf("replicas    %s\n", nodes);
+		fflush(stdout);
+		repl_describe(&c, h.uuid, 1);
 	}
 
 	if ((uint64_t)st.st_size != h.size || h.major != POOL_FORMAT_MAJOR ||

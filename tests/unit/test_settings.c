@@ -109,7 +109,35 @@ Test(settings, unknown_variable_is_one_line, .init = cr_redirect_stderr)
 	cr_assert_stderr_eq_str(
 		"btd: unknown variable BTD_POLCY: check the spelling; known: BTD_POOL "
 		"BTD_POOL_PROGRAM BTD_POOL_SIZE BTD_POLICY BTD_LARGE_MIN BTD_TAG_SITES "
-		"BTD_STATS BTD_VERBOSE BTD_STRICT BTD_GC BTD_CRASH_AT BTD_CRASH_SIM BTD_CRASH_DROP\n");
+		"BTD_STATS BTD_VERBOSE BTD_STRICT BTD_GC BTD_REPLICAS BTD_MIN_REPLICAS BTD_KEY_FILE "
+		"BTD_FABRIC_PROVIDER BTD_REPLICA_TIMEOUT BTD_CRASH_AT BTD_CRASH_SIM BTD_CRASH_DROP\n");
+}
+
+Test(settings, replication_values, .init = cr_redirect_stderr)
+{
+	char *good[] = { "BTD_REPLICAS=10.0.0.1:7000,node2:7001", "BTD_MIN_REPLICAS=1",
+			 "BTD_KEY_FILE=/etc/btd.key", "BTD_REPLICA_TIMEOUT=250",
+			 "BTD_FABRIC_PROVIDER=verbs", NULL };
+	char *bad[] = { "BTD_REPLICAS=node-without-port", "BTD_MIN_REPLICAS=9",
+			"BTD_MIN_REPLICAS=-1", "BTD_REPLICA_TIMEOUT=5", "BTD_KEY_FILE=", NULL };
+	char *all[] = { "BTD_MIN_REPLICAS=all", NULL };
+	struct settings s;
+
+	settings_parse(&s, NULL, 0);
+	cr_assert_eq(s.min_replicas, -1, "the default is all");
+	cr_assert_eq(s.replica_timeout_ms, 5000);
+	cr_assert_eq(settings_parse(&s, good, 0), 0);
+	cr_assert_str_eq(s.replicas, "10.0.0.1:7000,node2:7001");
+	cr_assert_eq(s.min_replicas, 1);
+	cr_assert_str_eq(s.key_file, "/etc/btd.key");
+	cr_assert_eq(s.replica_timeout_ms, 250);
+	cr_assert_str_eq(s.fabric_provider, "verbs");
+	cr_assert_eq(settings_parse(&s, bad, 0), 5);
+	cr_assert_str_empty(s.replicas);
+	cr_assert_eq(s.min_replicas, -1);
+	cr_assert_eq(s.replica_timeout_ms, 5000);
+	cr_assert_eq(settings_parse(&s, all, 0), 0);
+	cr_assert_eq(s.min_replicas, -1);
 }
 
 Test(settings, too_long_strings_are_refused, .init = cr_redirect_stderr)
