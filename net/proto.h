@@ -221,6 +221,10 @@ uint64_t batch_sum(const void *p, size_t n);
 int proto_mac(const uint8_t *key, size_t key_len, const char *tag,
 	      const uint8_t a[PROTO_NONCE], const uint8_t b[PROTO_NONCE],
 	      uint8_t out[PROTO_MAC]);
+/* HMAC-SHA256 of [data, data + len): proto_mac's primitive, exposed for
+ * its known-answer test.  0, or -1 when libcrypto fails. */
+int proto_hmac(const uint8_t *key, size_t key_len, const void *data, size_t len,
+	       uint8_t out[PROTO_MAC]);
 /* Constant-time comparison of two MACs: 1 equal. */
 int proto_mac_equal(const uint8_t a[PROTO_MAC], const uint8_t b[PROTO_MAC]);
 /* Fill with random bytes (getrandom). 0 or -1. */

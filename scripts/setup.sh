@@ -12,7 +12,7 @@
 set -euo pipefail
 
 base=(meson ninja-build pkg-config gcc g++ binutils python3
-      libpmem-dev libjemalloc-dev libfabric-dev libcriterion-dev sqlite3)
+      libpmem-dev libjemalloc-dev libfabric-dev libssl-dev libcriterion-dev sqlite3)
 tests=(libpython3.11-testsuite redis-server redis-tools git bash coreutils clang libclang-rt-dev)
 
 bench=(libpmemobj-dev gnuplot-nox libjemalloc2 strace)
