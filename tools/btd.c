@@ -1,5 +1,5 @@
-/* btd.c: the btd command -- run a program under the preload, and (later)
- * inspect, check, serve and restore pools. */
+/* btd.c: the btd command -- run a program under the preload, inspect and
+ * check pools, serve as a memory node, and (later) restore pools. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../common/settings.h"
+#include "../net/memd.h"
 #include "btd.h"
 #include "pool_cmds.h"
 
@@ -29,6 +30,12 @@ static void usage(FILE *f)
 		"             --repair on a private copy (the file is never written), with it\n"
 		"             repairing what it finds; exit 0 clean, 1 problems found (and\n"
 		"             repaired), 2 not a usable pool\n"
+		"  memd --pool PATH --listen [ADDR:]PORT --key FILE [--size SIZE] [-v]\n"
+		"             serve as a memory node: keep the replicas of clients' pools in\n"
+		"             the node pool PATH (created with SIZE, default 1G, when missing),\n"
+		"             on ADDR (default 127.0.0.1) and PORT (0: any; the line\n"
+		"             'memd: listening on ADDR:PORT' says which), for clients that\n"
+		"             know the key in FILE; until SIGTERM or SIGINT\n"
 		"  help       this text\n"
 		"  --version  the version of btd\n"
 		"\n"
@@ -171,6 +178,8 @@ int main(int argc, char **argv)
 		}
 		return !strcmp(cmd, "info") ? cmd_info(argv[2]) : cmd_check(argv[argc - 1], repair);
 	}
+	if (!strcmp(cmd, "memd"))
+		return memd_main(argc - 2, argv + 2);
 	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
 		printf("btd %s\n", BTD_VERSION_STRING);
 		return 0;
