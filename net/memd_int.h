@@ -38,6 +38,7 @@ struct memd {
 	uint64_t nchunks;
 	struct memd_lease lease[MEMD_LEASES];
 	int crash_after_redo;
+	int crashed;                         /* the hook fired: only memd_close is right */
 };
 
 enum memd_state { SESSION_HELLO, SESSION_AUTHED, SESSION_LEASED };

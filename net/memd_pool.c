@@ -591,6 +591,7 @@ int memd_commit(struct memd *m, int slot, uint64_t epoch, uint64_t nranges, uint
 	memd_lease_write(m, slot, &r);
 	if (m->crash_after_redo) {
 		m->crash_after_redo = 0;
+		m->crashed = 1;
 		return 1;
 	}
 	batch_apply(m, slot, nranges, data_len);
@@ -633,7 +634,7 @@ int memd_check(const struct memd *m)
 			return err_set(BTD_ERR_FORMAT, "lease %u: its record in memory is not the media's", s);
 		if (r->state != MEMD_LEASE_LIVE)
 			continue;
-		if (!rec_counts(r) || r->redo_epoch || r->nchunks == 0 ||
+		if (!rec_counts(r) || (r->redo_epoch && !m->crashed) || r->nchunks == 0 ||
 		    r->nchunks > PROTO_MAX_CHUNKS || r->image_size > (uint64_t)r->nchunks * PROTO_CHUNK)
 			return err_set(BTD_ERR_FORMAT, "lease %u: its record is inconsistent", s);
 		if (r->staging == 0 || r->staging >= m->nchunks ||
