@@ -1,5 +1,5 @@
-/* btd.c: the btd command -- run a program under the preload, and (later)
- * inspect, check, serve and restore pools. */
+/* btd.c: the btd command -- run a program under the preload, inspect and
+ * check pools, serve as a memory node, and (later) restore pools. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../common/settings.h"
+#include "../net/memd.h"
 #include "btd.h"
 #include "../net/repl.h"
 #include "pool_cmds.h"
@@ -34,6 +35,12 @@ static void usage(FILE *f)
 		"             rebuild a lost pool from the newest consistent image the memory\n"
 		"             nodes hold of it (the key file defaults to BTD_KEY_FILE); the next\n"
 		"             open recovers it as after a crash\n"
+		"  memd --pool PATH --listen [ADDR:]PORT --key FILE [--size SIZE] [-v]\n"
+		"             serve as a memory node: keep the replicas of clients' pools in\n"
+		"             the node pool PATH (created with SIZE, default 1G, when missing),\n"
+		"             on ADDR (default 127.0.0.1) and PORT (0: any; the line\n"
+		"             'memd: listening on ADDR:PORT' says which), for clients that\n"
+		"             know the key in FILE; until SIGTERM or SIGINT\n"
 		"  help       this text\n"
 		"  --version  the version of btd\n"
 		"\n"
@@ -222,6 +229,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "restore"))
 		return cmd_restore(argc - 2, argv + 2);
+	if (!strcmp(cmd, "memd"))
+		return memd_main(argc - 2, argv + 2);
 	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
 		printf("btd %s\n", BTD_VERSION_STRING);
 		return 0;
