@@ -231,10 +231,11 @@ static int on_lease(struct memd *m, struct memd_session *s, const struct msg_lea
 		if (m->ops.evict)
 			m->ops.evict(m->ops.ctx, old);
 	}
+	if (L->holder != s)
+		s->bulk = 0; /* a grow inside a bulk transfer keeps it going */
 	L->holder = s;
 	s->slot = slot;
 	s->state = SESSION_LEASED;
-	s->bulk = 0;
 	memd_log(m, "lease %s %s for %s: %llu MiB in %u chunk(s), epoch %llu%s (%s)",
 		 who(&L->rec, id), what, s->peer, (unsigned long long)(L->rec.image_size >> 20),
 		 L->rec.nchunks, (unsigned long long)L->rec.epoch,
@@ -338,7 +339,10 @@ static int dispatch(struct memd *m, struct memd_session *s, const union msg_any 
 	}
 	switch (type) {
 	case MSG_LEASE:
-		if (s->state == SESSION_LEASED)
+		/* Again for the session's own lease: it grows (the client's heap
+		 * did); another lease: refused. */
+		if (s->state == SESSION_LEASED &&
+		    memcmp(m->lease[s->slot].rec.owner, in->lease.uuid, 16))
 			break;
 		return on_lease(m, s, &in->lease, a);
 	case MSG_LIST:
@@ -355,7 +359,7 @@ static int dispatch(struct memd *m, struct memd_session *s, const union msg_any 
 		break;
 	}
 	if (type == MSG_LEASE)
-		err_set(BTD_ERR_INVAL, "a second LEASE: a session holds one lease");
+		err_set(BTD_ERR_INVAL, "a LEASE of another pool: a session holds one lease");
 	else if (type == MSG_COMMIT || type == MSG_BULK_BEGIN || type == MSG_BULK_END)
 		err_set(BTD_ERR_INVAL, "no lease yet: LEASE first");
 	else

@@ -228,6 +228,9 @@ static void fork_child(void)
 	R.dom = NULL;
 	for (unsigned i = 0; i < R.n; i++)
 		R.r[i].ep = NULL;
+	memset(&R.b[0].mr, 0, sizeof(R.b[0].mr));
+	memset(&R.b[1].mr, 0, sizeof(R.b[1].mr));
+	R.pool_registered = 0;
 	pthread_mutex_init(&R.lock, NULL);
 	R.rec_lock = 0;
 }
@@ -364,12 +367,13 @@ static int open_domain(void)
 {
 	int st;
 
-	if (R.dom)
-		return 0;
-	st = net_domain_open(NULL, 0, &R.dom);
-	if (st)
+	if (!R.dom && (st = net_domain_open(NULL, 0, &R.dom)))
+		return st;
+	if ((st = map_buffers()))
 		return st;
 	for (int i = 0; i < 2; i++) {
+		if (R.b[i].mr.fid)
+			continue;
 		st = net_mr_reg(R.dom, R.b[i].mem, BUF_BYTES, NET_ACCESS_LOCAL, &R.b[i].mr);
 		if (st)
 			return st;

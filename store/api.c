@@ -86,8 +86,8 @@ static int restore_if_missing(const struct settings *s, const char *path)
 		return 0;
 	if (!st)
 		log_msg(LOG_WARN, "pool %s was missing: restored from the replicas (%llu KiB in "
-			"%.3f s); recovery runs as after a crash", path,
-			(unsigned long long)(bytes >> 10), secs);
+			"%llu ms); recovery runs as after a crash", path,
+			(unsigned long long)(bytes >> 10), (unsigned long long)(secs * 1e3));
 	return st;
 }
 

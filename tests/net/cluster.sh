@@ -28,6 +28,8 @@ cleanup() {
 	sleep 0.2
 	for n in "${!memd_pid[@]}"; do kill -KILL "${memd_pid[$n]}" 2>/dev/null; done
 	[ -n "${client:-}" ] && kill -KILL "$client" 2>/dev/null
+	# the watchdogs, before their pids could name other processes
+	for w in "${watchdogs[@]}"; do kill "$w" 2>/dev/null; done
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -37,7 +39,7 @@ head -c 32 /dev/urandom >"$tmp/key" && chmod 600 "$tmp/key"
 head -c 32 /dev/urandom >"$tmp/other" && chmod 600 "$tmp/other"
 
 fail() { echo "FAIL [$scenario]: $*"; failures=$((failures + 1)); }
-ok() { echo "ok [$scenario]: $*"; }
+ok() { [ "$failures" -eq "$before" ] && echo "ok [$scenario]: $*"; }
 
 # wait_for FILE PATTERN SECONDS
 wait_for() {
@@ -53,13 +55,26 @@ wait_for() {
 start_memd() {
 	local n=$1 p=${2:-0}
 	: >"$tmp/$n.log"
-	timeout 600 "$btd" memd --pool "$tmp/$n.node" --listen "127.0.0.1:$p" --key "$tmp/key" \
+	"$btd" memd --pool "$tmp/$n.node" --listen "127.0.0.1:$p" --key "$tmp/key" \
 		--size 256M 2>>"$tmp/$n.log" &
 	memd_pid[$n]=$!
+	# bounded in time even if this script is killed before its trap runs
+	watchdog "${memd_pid[$n]}" 900
 	if ! wait_for "$tmp/$n.log" "listening on 127.0.0.1:" 10; then
 		echo "memd $n did not start:"; cat "$tmp/$n.log"; exit 1
 	fi
 	memd_port[$n]=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/$n.log" | tail -1)
+}
+# watchdog PID SECONDS: kill PID if it outlives SECONDS (not `timeout`,
+# whose pid is not the program's: kill -9 must reach the program itself).
+watchdogs=()
+watchdog() {
+	(
+		trap 'kill $s; exit' TERM
+		sleep "$2" & s=$!
+		wait $s && kill -KILL "$1"
+	) >/dev/null 2>&1 &
+	watchdogs+=($!)
 }
 stop_memd() { kill -"${2:-TERM}" "${memd_pid[$1]}" 2>/dev/null; wait "${memd_pid[$1]}" 2>/dev/null; }
 addr() { echo "127.0.0.1:${memd_port[$1]}"; }
@@ -71,12 +86,13 @@ start_memd C
 export BTD_KEY_FILE=$tmp/key
 
 for scenario in $scenarios; do
+before=$failures
 case $scenario in
 client-crash)
 	pool=$tmp/cc.pool
-	BTD_POOL=$pool BTD_REPLICAS=$(addr A),$(addr B) timeout 120 "$work" run 100000 200 \
+	BTD_POOL=$pool BTD_REPLICAS=$(addr A),$(addr B) "$work" run 100000 200 \
 		>"$tmp/cc.out" 2>"$tmp/cc.err" &
-	client=$!
+	client=$!; watchdog $client 120
 	wait_for "$tmp/cc.out" "^committed 300$" 60 || fail "no progress: $(head -3 "$tmp/cc.err")"
 	kill -KILL $client; wait $client 2>/dev/null; client=
 	last=$(last_commit "$tmp/cc.out")
@@ -99,8 +115,8 @@ client-crash)
 node-crash)
 	pool=$tmp/nc.pool
 	BTD_POOL=$pool BTD_REPLICAS=$(addr A),$(addr B) BTD_MIN_REPLICAS=1 BTD_REPLICA_TIMEOUT=2000 \
-		timeout 120 "$work" run 600 5000 idle >"$tmp/nc.out" 2>"$tmp/nc.err" &
-	client=$!
+		"$work" run 600 5000 idle >"$tmp/nc.out" 2>"$tmp/nc.err" &
+	client=$!; watchdog $client 120
 	wait_for "$tmp/nc.out" "^committed 50$" 60 || fail "no progress: $(head -3 "$tmp/nc.err")"
 	stop_memd B KILL
 	wait_for "$tmp/nc.out" "^committed 150$" 60 || fail "the client stopped without B"
@@ -139,9 +155,9 @@ forge)
 		fail "forged offsets: $out"
 	out=$("$raw" 127.0.0.1 "${memd_port[C]}" "$tmp/key" forge-key 2>&1) || fail "forged keys: $out"
 	pool=$tmp/fz.pool
-	BTD_POOL=$pool BTD_REPLICAS=$(addr C) timeout 120 "$work" run 400 2000 >"$tmp/fz.out" \
+	BTD_POOL=$pool BTD_REPLICAS=$(addr C) "$work" run 400 2000 >"$tmp/fz.out" \
 		2>"$tmp/fz.err" &
-	client=$!
+	client=$!; watchdog $client 120
 	for seed in 1 2 3; do
 		out=$(timeout 60 "$raw" 127.0.0.1 "${memd_port[C]}" "$tmp/key" garbage $seed 2>&1) ||
 			fail "garbage $seed: $out"

@@ -239,12 +239,15 @@ Test(memd, lease_create_grow_attach)
 	uint64_t st = rep.lease_ok.staging.addr;
 
 	cr_assert(st && st != rep.lease_ok.chunk[0].addr && st != rep.lease_ok.chunk[1].addr);
-	cr_assert_eq(lease(s, U1, 20 * MiB), 0); /* one lease per session */
+	cr_assert_eq(lease(s, U2, 20 * MiB), 0); /* one lease per session */
 	expect_error(BTD_ERR_INVAL);
 	memd_session_free(s);
 
 	t = authed(); /* grows, then a newer session takes it over */
-	cr_assert_eq(lease(t, U1, 40 * MiB), 1);
+	cr_assert_eq(lease(t, U1, 30 * MiB), 1);
+	cr_assert_eq(rep.lease_ok.nchunks, 2);
+	cr_assert_eq(lease(t, U1, 40 * MiB), 1, "a session grows its own lease");
+	cr_assert_eq(rep.h.type, MSG_LEASE_OK);
 	cr_assert_eq(rep.lease_ok.nchunks, 3);
 	cr_assert_eq(rep.lease_ok.staging.addr, st);
 	s = authed();
