@@ -38,6 +38,7 @@
 #include "../common/crash.h"
 #include "../common/log.h"
 #include "../heap/pmem.h"
+#include "../net/repl.h"
 #include "../heap/pmem_sim.h"
 #include "../store/store.h"
 #include "interpose.h"
@@ -92,6 +93,18 @@ static void write_heap_stats(int fd)
 			log_fd(fd, "btd:   flushes for %-12s %14llu, drains %llu",
 			       why[w], (unsigned long long)pc.flushes[w],
 			       (unsigned long long)pc.drains[w]);
+	struct repl_stats rs;
+
+	repl_get_stats(&rs);
+	if (rs.configured)
+		log_fd(fd, "btd:   replicas: %u configured, %u live at the last point; %llu "
+		       "durability points, %llu bytes replicated (%llu whole images), %llu commit "
+		       "round trips of %llu us on average, %llu times a replica went stale",
+		       rs.configured, rs.live, (unsigned long long)rs.points,
+		       (unsigned long long)rs.bytes, (unsigned long long)rs.bulks,
+		       (unsigned long long)rs.round_trips,
+		       (unsigned long long)(rs.round_trips ? rs.rtt_ns / rs.round_trips / 1000 : 0),
+		       (unsigned long long)rs.stale_events);
 	if (c->heap_full || c->heap_too_big)
 		log_fd(fd, "btd:   served by jemalloc: %lu allocations the pool refused (full), "
 		       "%lu larger than the whole pool", c->heap_full, c->heap_too_big);

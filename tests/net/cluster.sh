@@ -1,5 +1,5 @@
 #!/bin/bash
-# cluster.sh BTD REPL_WORK RAW_CLIENT [scenario...]: the distributed heap
+# cluster.sh BTD REPL_WORK RAW_CLIENT PRELOAD [scenario...]: the distributed heap
 # end to end, on 127.0.0.1 with three real `btd memd` processes and the tcp
 # provider.  Every daemon is bounded in time and always stopped (trap).
 #
@@ -15,10 +15,13 @@
 #                 not stop the node serving the others
 #   example       the original README example with single_node = 0 against
 #                 three nodes, restored on a "new machine"
+#   preload       under libbtd_preload.so: the linked workload replicates
+#                 the same way, and an unmodified program's heap reaches the
+#                 node at its exit (BTD_STATS counts it)
 set -u
-btd=$1 work=$2 raw=$3
-shift 3
-scenarios=${*:-client-crash node-crash auth forge example}
+btd=$1 work=$2 raw=$3 preload=$4
+shift 4
+scenarios=${*:-client-crash node-crash auth forge example preload}
 
 tmp=$(mktemp -d /dev/shm/btd-test-net.XXXXXX)
 declare -A memd_pid memd_port
@@ -178,6 +181,29 @@ example)
 	got=$(BTD_POOL=$pool "$work" greeting 2>&1)
 	[ "$got" = 123 ] && ok "the README example on three nodes, restored: $got" ||
 		fail "the greeting after restore: $got"
+	;;
+preload)
+	pool=$tmp/pl.pool
+	LD_PRELOAD=$preload BTD_POLICY=all BTD_POOL=$pool BTD_REPLICAS=$(addr A) BTD_STATS=1 \
+		"$work" run 200 0 >"$tmp/pl.out" 2>"$tmp/pl.err" || fail "the workload: $(tail -3 "$tmp/pl.err")"
+	grep -q "replicas: 1 configured, 1 live" "$tmp/pl.err" ||
+		fail "BTD_STATS has no replica line: $(grep replicas "$tmp/pl.err")"
+	rm -f "$pool"
+	"$btd" restore "$pool" --from "$(addr A)" >/dev/null 2>"$tmp/pl.r" || fail "restore: $(cat "$tmp/pl.r")"
+	got=$(BTD_POOL=$pool "$work" verify 2>&1)
+	[ "$got" = "counter 200" ] || fail "after restore: $got"
+	# An unmodified program: its heap reaches the node at exit.
+	seq 20000 -1 1 >"$tmp/numbers"
+	LD_PRELOAD=$preload BTD_POLICY=all BTD_POOL=$tmp/sort.pool BTD_REPLICAS=$(addr A) BTD_STATS=1 \
+		sort -n "$tmp/numbers" >"$tmp/sorted" 2>"$tmp/sort.err" || fail "sort: $(tail -3 "$tmp/sort.err")"
+	[ "$(head -1 "$tmp/sorted")" = 1 ] || fail "sort's output"
+	grep -q "replicas: 1 configured, 1 live .* ([1-9][0-9]* whole images)" "$tmp/sort.err" ||
+		fail "sort's heap did not reach the node: $(grep replicas "$tmp/sort.err")"
+	rm -f "$tmp/sort.pool"
+	"$btd" restore "$tmp/sort.pool" --from "$(addr A)" >/dev/null 2>"$tmp/sort.r" ||
+		fail "restore of sort's pool: $(cat "$tmp/sort.r")"
+	"$btd" check "$tmp/sort.pool" >"$tmp/sort.check" 2>&1 || fail "btd check: $(tail -2 "$tmp/sort.check")"
+	ok "linked workload under the preload restored whole; sort's heap replicated at exit, restored, clean"
 	;;
 *) echo "unknown scenario $scenario"; exit 2 ;;
 esac
