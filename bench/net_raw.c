@@ -4,7 +4,8 @@
  *
  *   net_raw [msync]     round trips (medians of 1000) and bandwidth; with
  *                       `msync` the node msyncs the written range of a
- *                       file mapping before it acks, else it acks at once
+ *                       file mapping (in NET_RAW_DIR, default /dev/shm)
+ *                       before it acks, else it acks at once
  *   net_raw idle SECS   a listening node doing nothing, for measuring its
  *                       idle CPU
  *
@@ -62,12 +63,18 @@ static void node(int fd, persist_fn persist, int idle_secs)
 	struct net_domain *d;
 	struct net_listener *l;
 	struct net_mr mr;
-	FILE *f = tmpfile();
+	const char *dir = getenv("NET_RAW_DIR");
+	char path[4096];
 	uint8_t *region;
 
-	if (!f || ftruncate(fileno(f), REGION))
-		die("tmpfile");
-	region = mmap(NULL, REGION, PROT_READ | PROT_WRITE, MAP_SHARED, fileno(f), 0);
+	/* The node's file where bench/repl.sh puts memd's pools, so that
+	 * both persist the same way (default /dev/shm). */
+	snprintf(path, sizeof(path), "%s/net_raw.XXXXXX", dir && *dir ? dir : "/dev/shm");
+	int file = mkstemp(path);
+
+	if (file < 0 || unlink(path) || ftruncate(file, REGION))
+		die("the node's file");
+	region = mmap(NULL, REGION, PROT_READ | PROT_WRITE, MAP_SHARED, file, 0);
 	if (region == MAP_FAILED)
 		die("mmap");
 	if (net_domain_open(NULL, 1, &d) || net_mr_reg(d, region, REGION, NET_ACCESS_REMOTE, &mr) ||
@@ -175,24 +182,32 @@ int main(int argc, char **argv)
 		       t[ITERS / 2], t[ITERS * 99 / 100]);
 	}
 
-	const size_t chunk = 256 << 10, total = (size_t)256 << 20;
-	double t0 = now_us();
+	/* Bulk: 256 MiB in writes of 256 KiB, then of 16 MiB (the chunk a
+	 * memory node leases, as a whole-image transfer writes them), each
+	 * ended by a persist round trip with nothing to persist. */
+	static const size_t chunks[] = { 256 << 10, 16 << 20 };
 
-	for (size_t done = 0; done < total; done += chunk) {
-		uint64_t off = done % REGION;
+	for (size_t c = 0; c < 2; c++) {
+		const size_t chunk = chunks[c], total = (size_t)256 << 20;
+		double t0 = now_us();
 
-		if (net_write(ep, &mr, buf + off, chunk, s.addr + off, s.key, T_MS))
-			die("bulk");
+		for (size_t done = 0; done < total; done += chunk) {
+			uint64_t off = done % REGION;
+
+			if (net_write(ep, &mr, buf + off, chunk, s.addr + off, s.key, T_MS))
+				die("bulk");
+		}
+		struct persist p = { 0, 0 };
+		uint8_t ack[NET_MSG_MAX];
+		size_t got;
+
+		if (net_send(ep, &p, sizeof(p), T_MS) || net_recv(ep, ack, sizeof(ack), &got, T_MS))
+			die("bulk ack");
+		double secs = (now_us() - t0) / 1e6;
+
+		printf("bulk write %zu KiB x %zu: %.0f MiB/s\n", chunk >> 10, total / chunk,
+		       total / 1048576.0 / secs);
 	}
-	struct persist p = { 0, 0 };
-	uint8_t ack[NET_MSG_MAX];
-	size_t got;
-
-	if (net_send(ep, &p, sizeof(p), T_MS) || net_recv(ep, ack, sizeof(ack), &got, T_MS))
-		die("bulk ack");
-	double secs = (now_us() - t0) / 1e6;
-
-	printf("bulk write 256 KiB x %zu: %.0f MiB/s\n", total / chunk, total / 1048576.0 / secs);
 	net_ep_close(ep);
 	waitpid(pid, NULL, 0);
 	net_mr_dereg(&mr);

@@ -141,6 +141,13 @@ static inline uint64_t load64(const unsigned char *p)
 	return v;
 }
 
+static inline uint64_t round64(uint64_t acc, uint64_t w)
+{
+	acc += w * 0xc2b2ae3d27d4eb4full;
+	acc = (acc << 31) | (acc >> 33);
+	return acc * 0x9e3779b185ebca87ull;
+}
+
 uint64_t batch_sum(const void *p, size_t n)
 {
 	const unsigned char *s = p;
@@ -150,15 +157,19 @@ uint64_t batch_sum(const void *p, size_t n)
 	};
 	size_t i = 0;
 
+	/* The body: one multiply-rotate-multiply round per word (xxHash64's
+	 * round), four independent lanes, so that a 64 KiB batch sums at
+	 * memory speed (3.7 GB/s with a full mix per word was a third of
+	 * a 64 KiB commit's cost, paid at both ends); the full mix finishes. */
 	for (; i + 32 <= n; i += 32)
 		for (int k = 0; k < 4; k++)
-			lane[k] = mix(lane[k] ^ load64(s + i + 8 * k)) + (uint64_t)k;
+			lane[k] = round64(lane[k], load64(s + i + 8 * k));
 	if (i < n) {
 		unsigned char tail[32] = { 0 };
 
 		memcpy(tail, s + i, n - i);
 		for (int k = 0; k < 4; k++)
-			lane[k] = mix(lane[k] ^ load64(tail + 8 * k)) + (uint64_t)k;
+			lane[k] = round64(lane[k], load64(tail + 8 * k));
 	}
 	/* The length joins too: a tail of zeroes differs from no tail. */
 	uint64_t h = mix((uint64_t)n ^ 0x452821e638d01377ull);

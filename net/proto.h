@@ -214,7 +214,7 @@ size_t msg_size(uint16_t type);
  * err_last(). */
 int msg_check(const void *msg, size_t len);
 
-/* 64-bit checksum of a staged batch (4 lanes of a multiply-xorshift mix). */
+/* 64-bit checksum of a staged batch (4 lanes of xxHash64-style rounds, then a full mix). */
 uint64_t batch_sum(const void *p, size_t n);
 
 /* HMAC-SHA256 of the session (proto.c, with OpenSSL's libcrypto):
