@@ -62,6 +62,9 @@ int memd_lease_create(struct memd *m, const uint8_t uuid[16], uint64_t base, con
 		      uint64_t image_size, int *slot);
 /* Grow slot's image to image_size (no-op when it holds that much). */
 int memd_lease_grow(struct memd *m, int slot, uint64_t image_size);
+/* Free a lease: its record first (durably), then its chunks, zeroed (as
+ * orphans are at open).  For `btd memd --drop`, with no session on it. */
+void memd_lease_drop(struct memd *m, int slot);
 /* Write rec as slot's new record (the other copy, gen + 1), persisted. */
 void memd_lease_write(struct memd *m, int slot, const struct memd_lease_rec *rec);
 /* The COMMIT protocol of memd_layout.h; 0 or a btd_status (err_last()). */

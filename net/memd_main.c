@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../common/error.h"
 #include "btd.h"
@@ -166,15 +167,70 @@ static uint64_t parse_size(const char *s)
 static int usage_error(const char *why)
 {
 	fprintf(stderr, "btd memd: %s\nusage: btd memd --pool PATH --listen [ADDR:]PORT --key FILE "
-		"[--size SIZE] [-v]\n", why);
+		"[--size SIZE] [-v]\n       btd memd --pool PATH --list | --drop UUID|CLIENT-POOL-PATH\n",
+		why);
 	return 2;
+}
+
+static void uuid_hex(const uint8_t u[16], char out[33])
+{
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", u[i]);
+}
+
+/* --list and --drop: the node pool offline (the lock keeps a serving
+ * memd out). */
+static int admin(const char *pool, int list, const char *drop)
+{
+	struct memd_config cfg = { .path = pool };
+	struct memd *m;
+	struct stat sb;
+	char hex[33];
+	int st, found = -1, matches = 0;
+
+	if (stat(pool, &sb)) {
+		fprintf(stderr, "btd memd: %s: %s\n", pool, strerror(errno));
+		return 2;
+	}
+	if ((st = memd_open(&cfg, &m))) {
+		fprintf(stderr, "btd memd: %s\n", err_last());
+		return st == BTD_ERR_BUSY ? 1 : 2;
+	}
+	for (int s = 0; s < (int)MEMD_LEASES; s++) {
+		const struct memd_lease_rec *r = &m->lease[s].rec;
+
+		if (r->state != MEMD_LEASE_LIVE)
+			continue;
+		uuid_hex(r->owner, hex);
+		if (list)
+			printf("%s  epoch %-8llu %5llu MiB  %-12s %s\n", hex,
+			       (unsigned long long)r->epoch, (unsigned long long)(r->image_size >> 20),
+			       r->consistent ? "consistent" : "inconsistent", r->path);
+		else if ((strlen(drop) >= 8 && !strncmp(hex, drop, strlen(drop))) ||
+			 !strcmp(r->path, drop))
+			found = s, matches++;
+	}
+	if (!list && matches != 1) {
+		fprintf(stderr, "btd memd: --drop %s matches %s lease: give a uuid (at least 8 hex "
+			"digits) or a client pool path that --list shows once\n", drop,
+			matches ? "more than one" : "no");
+		memd_close(m);
+		return 1;
+	}
+	if (!list) {
+		uuid_hex(m->lease[found].rec.owner, hex);
+		memd_lease_drop(m, found);
+		printf("btd memd: dropped lease %s\n", hex);
+	}
+	memd_close(m);
+	return 0;
 }
 
 int memd_main(int argc, char **argv)
 {
-	const char *pool = NULL, *listen = NULL, *keyfile = NULL;
+	const char *pool = NULL, *listen = NULL, *keyfile = NULL, *drop = NULL;
 	uint64_t size = (uint64_t)1 << 30;
-	int verbose = 0;
+	int verbose = 0, list = 0;
 
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i], **to = NULL;
@@ -183,12 +239,18 @@ int memd_main(int argc, char **argv)
 			verbose = 1;
 			continue;
 		}
+		if (!strcmp(a, "--list")) {
+			list = 1;
+			continue;
+		}
 		if (!strcmp(a, "--pool"))
 			to = &pool;
 		else if (!strcmp(a, "--listen"))
 			to = &listen;
 		else if (!strcmp(a, "--key"))
 			to = &keyfile;
+		else if (!strcmp(a, "--drop"))
+			to = &drop;
 		else if (strcmp(a, "--size"))
 			return usage_error("unknown argument");
 		if (i + 1 >= argc)
@@ -199,6 +261,8 @@ int memd_main(int argc, char **argv)
 			return usage_error("--size takes a size like 256M or 1G");
 		}
 	}
+	if (pool && (list || drop) && !listen && !keyfile)
+		return list && drop ? usage_error("--list or --drop, not both") : admin(pool, list, drop);
 	if (!pool || !listen || !keyfile)
 		return usage_error("--pool, --listen and --key are needed");
 

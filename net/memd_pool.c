@@ -475,6 +475,16 @@ int memd_lease_grow(struct memd *m, int slot, uint64_t image_size)
 	return 0;
 }
 
+void memd_lease_drop(struct memd *m, int slot)
+{
+	struct memd_lease_rec r = m->lease[slot].rec;
+
+	r.state = MEMD_LEASE_FREE;
+	memd_lease_write(m, slot, &r); /* a crash here leaves orphans: freed at open */
+	orphans_reclaim(m);
+	memset(m->lease[slot].chunk, 0, sizeof(m->lease[slot].chunk));
+}
+
 void memd_image_persist(struct memd *m, int slot)
 {
 	const struct memd_lease *L = &m->lease[slot];

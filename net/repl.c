@@ -814,17 +814,33 @@ static int list(struct replica *r, struct msg_list_ok *out)
 	return st;
 }
 
-static const struct msg_lease_info *find_lease(const struct msg_list_ok *l, const char *path,
-					       const uint8_t *uuid)
+static void hex_of(const uint8_t u[16], char out[33])
 {
-	for (uint32_t i = 0; i < l->count && i < PROTO_MAX_LIST; i++) {
-		const struct msg_lease_info *e = &l->lease[i];
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", u[i]);
+}
 
-		if (uuid && !memcmp(e->uuid, uuid, 16))
-			return e;
-		if (!uuid && path && !strncmp(e->path, path, sizeof(e->path)))
-			return e;
+/* Whether lease e is the one asked for: by uuid (a hex prefix), else by
+ * path; uuid_bytes: an exact uuid. */
+static int lease_matches(const struct msg_lease_info *e, const char *path, const char *uuid,
+			 const uint8_t *uuid_bytes)
+{
+	char hex[33];
+
+	if (uuid_bytes)
+		return !memcmp(e->uuid, uuid_bytes, 16);
+	if (uuid) {
+		hex_of(e->uuid, hex);
+		return !strncmp(hex, uuid, strlen(uuid));
 	}
+	return path && !strncmp(e->path, path, sizeof(e->path));
+}
+
+static const struct msg_lease_info *find_lease(const struct msg_list_ok *l, const uint8_t *uuid)
+{
+	for (uint32_t i = 0; i < l->count && i < PROTO_MAX_LIST; i++)
+		if (lease_matches(&l->lease[i], NULL, NULL, uuid))
+			return &l->lease[i];
 	return NULL;
 }
 
@@ -862,26 +878,67 @@ int repl_restore(const char *path, const struct repl_config *c, int progress,
 	pthread_mutex_lock(&R.lock);
 	if ((st = standalone(c)))
 		goto out;
+	if (c->uuid && (strlen(c->uuid) < 8 || strlen(c->uuid) > 32 ||
+			strspn(c->uuid, "0123456789abcdef") != strlen(c->uuid))) {
+		st = err_set(BTD_ERR_INVAL, "restore: --uuid %s: give 8 to 32 lowercase hex digits "
+			     "of the pool's uuid (btd info, btd memd --list)", c->uuid);
+		goto out;
+	}
 	memset(&best, 0, sizeof(best));
+	int other = 0; /* a consistent image of another pool of this path */
+	unsigned reached = 0;
+	struct msg_lease_info seen;
+
 	for (unsigned i = 0; i < R.n; i++) {
 		struct replica *r = &R.r[i];
-		const struct msg_lease_info *e;
 
 		if ((st = handshake(R.dom, r, NULL)) || (st = list(r, &in.l))) {
 			log_msg(LOG_WARN, "restore: memory node %s:%s: %s", r->host, r->port,
 				err_last());
-		} else if ((e = find_lease(&in.l, full, NULL)) && e->consistent &&
-			   (best_i < 0 || e->epoch > best.epoch)) {
-			best = *e;
-			best_i = (int)i;
+		} else {
+			reached++;
+			for (uint32_t k = 0; k < in.l.count && k < PROTO_MAX_LIST; k++) {
+				const struct msg_lease_info *e = &in.l.lease[k];
+
+				if (!e->consistent || !lease_matches(e, full, c->uuid, NULL))
+					continue;
+				if (best_i >= 0 && memcmp(e->uuid, best.uuid, 16)) {
+					other = 1;
+					seen = *e;
+				}
+				if (best_i < 0 || (!memcmp(e->uuid, best.uuid, 16) &&
+						   e->epoch > best.epoch)) {
+					best = *e;
+					best_i = (int)i;
+				}
+			}
 		}
 		if (r->ep)
 			net_ep_close(r->ep);
 		r->ep = NULL;
 	}
+	st = 0;
+	if (!reached) {
+		/* Not "no image": a missing pool must not be created anew. */
+		st = err_set(BTD_ERR_IO, "restore: no memory node of %s could be reached (%s)",
+			     c->nodes, err_last());
+		goto out;
+	}
+	if (other) {
+		char a[33], b[33];
+
+		hex_of(best.uuid, a);
+		hex_of(seen.uuid, b);
+		st = err_set(BTD_ERR_INVAL, "restore: the nodes hold images of two different pools "
+			     "that were at %s (uuid %s, epoch %llu; uuid %s, epoch %llu): choose one "
+			     "with --uuid, and drop the other with btd memd --drop", full, a,
+			     (unsigned long long)best.epoch, b, (unsigned long long)seen.epoch);
+		goto out;
+	}
 	if (best_i < 0) {
 		st = err_set(BTD_ERR_NOENT, "restore: no memory node of %s holds a consistent "
-			     "image of %s", c->nodes, full);
+			     "image of %s%s%s", c->nodes, full, c->uuid ? " or of uuid " : "",
+			     c->uuid ? c->uuid : "");
 		goto out;
 	}
 	struct replica *r = &R.r[best_i];
@@ -967,7 +1024,7 @@ void repl_describe(const struct repl_config *c, const uint8_t uuid[16], int fd)
 		if (handshake(R.dom, r, NULL) || list(r, &in.l))
 			dprintf(fd, "  replica %s:%s: unreachable (%s)\n", r->host, r->port,
 				err_last());
-		else if (!(e = find_lease(&in.l, NULL, uuid)))
+		else if (!(e = find_lease(&in.l, uuid)))
 			dprintf(fd, "  replica %s:%s: holds no image of this pool\n", r->host,
 				r->port);
 		else

@@ -38,6 +38,8 @@ struct repl_config {
 	int min;              /* replicas a durability point needs; -1: all */
 	const char *key_file;
 	int timeout_ms;       /* 0: the default (5000) */
+	const char *uuid;     /* restore: the image of this pool (hex, a prefix of
+	                       * 8 or more digits), whatever its path */
 };
 
 /* Parse the configuration (a bad one: BTD_ERR_INVAL and the reason) and
@@ -58,8 +60,8 @@ int repl_final(void);
 void repl_reset(void);
 
 /* Restore: rebuild the pool file at path from the newest consistent image
- * the nodes hold for it (its lease is found by path, or by uuid when
- * uuid is not NULL).  The file must not exist.  progress: draw a bar on
+ * the nodes hold for it: the lease of that path, or of c->uuid.  Leases of
+ * two different pools (uuids) for one path: BTD_ERR_INVAL naming them.  The file must not exist.  progress: draw a bar on
  * stderr.  0, or a btd_status with the reason. */
 int repl_restore(const char *path, const struct repl_config *c, int progress,
 		 double *seconds, uint64_t *bytes);

@@ -31,10 +31,13 @@ static void usage(FILE *f)
 		"             --repair on a private copy (the file is never written), with it\n"
 		"             repairing what it finds; exit 0 clean, 1 problems found (and\n"
 		"             repaired), 2 not a usable pool\n"
-		"  restore POOL --from HOST:PORT[,HOST:PORT...] [--key FILE]\n"
+		"  restore POOL --from HOST:PORT[,HOST:PORT...] [--key FILE] [--uuid UUID]\n"
 		"             rebuild a lost pool from the newest consistent image the memory\n"
-		"             nodes hold of it (the key file defaults to BTD_KEY_FILE); the next\n"
-		"             open recovers it as after a crash\n"
+		"             nodes hold of it (the key file defaults to BTD_KEY_FILE; --uuid:\n"
+		"             the image of that pool, whatever path it had); the next open\n"
+		"             recovers it as after a crash\n"
+		"  memd --pool PATH --list | --drop UUID|CLIENT-POOL\n"
+		"             the leases of a stopped node, or free one\n"
 		"  memd --pool PATH --listen [ADDR:]PORT --key FILE [--size SIZE] [-v]\n"
 		"             serve as a memory node: keep the replicas of clients' pools in\n"
 		"             the node pool PATH (created with SIZE, default 1G, when missing),\n"
@@ -165,20 +168,21 @@ static int cmd_run(int argc, char **argv)
 
 static int cmd_restore(int argc, char **argv)
 {
-	const char *pool = NULL, *from = NULL, *key = getenv("BTD_KEY_FILE");
+	const char *pool = NULL, *from = NULL, *key = getenv("BTD_KEY_FILE"), *uuid = NULL;
 
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
 
-		if (is_option(a, "--from") || is_option(a, "--key")) {
-			const char *name = is_option(a, "--from") ? "--from" : "--key";
+		if (is_option(a, "--from") || is_option(a, "--key") || is_option(a, "--uuid")) {
+			const char *name = is_option(a, "--from") ? "--from"
+					 : is_option(a, "--key") ? "--key" : "--uuid";
 			const char *v = option_value(a, name, argc, argv, &i);
 
 			if (!v) {
 				fprintf(stderr, "btd restore: %s needs a value: see 'btd help'\n", name);
 				return 2;
 			}
-			*(!strcmp(name, "--from") ? &from : &key) = v;
+			*(!strcmp(name, "--from") ? &from : !strcmp(name, "--key") ? &key : &uuid) = v;
 		} else if (a[0] == '-' || pool) {
 			fprintf(stderr, "btd restore: unexpected argument %s: btd restore POOL --from "
 				"HOST:PORT [--key FILE]\n", a);
@@ -192,14 +196,14 @@ static int cmd_restore(int argc, char **argv)
 			"POOL --from HOST:PORT[,HOST:PORT...] [--key FILE]\n");
 		return 2;
 	}
-	struct repl_config c = { .nodes = from, .key_file = key };
+	struct repl_config c = { .nodes = from, .key_file = key, .uuid = uuid };
 	double secs = 0;
 	uint64_t bytes = 0;
 	int st = repl_restore(pool, &c, isatty(2) || getenv("BTD_PROGRESS"), &secs, &bytes);
 
 	if (st) {
 		fprintf(stderr, "btd restore: %s\n", btd_last_error());
-		return st == BTD_ERR_NOENT || st == BTD_ERR_BUSY ? 1 : 2;
+		return st == BTD_ERR_NOENT || st == BTD_ERR_BUSY || st == BTD_ERR_INVAL ? 1 : 2;
 	}
 	printf("btd restore: %s restored: %.1f MiB in %.3f s (%.0f MiB/s); its next open "
 	       "recovers it as after a crash\n", pool, (double)bytes / (1 << 20), secs,

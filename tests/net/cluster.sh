@@ -15,13 +15,16 @@
 #                 not stop the node serving the others
 #   example       the original README example with single_node = 0 against
 #                 three nodes, restored on a "new machine"
+#   admin         two pools that had one path: restore refuses to guess,
+#                 --uuid chooses; `btd memd --list` and `--drop` on a
+#                 stopped node (C, so last)
 #   preload       under libbtd_preload.so: the linked workload replicates
 #                 the same way, and an unmodified program's heap reaches the
 #                 node at its exit (BTD_STATS counts it)
 set -u
 btd=$1 work=$2 raw=$3 preload=$4
 shift 4
-scenarios=${*:-client-crash node-crash auth forge example preload}
+scenarios=${*:-client-crash node-crash auth forge example preload admin}
 
 tmp=$(mktemp -d /dev/shm/btd-test-net.XXXXXX)
 declare -A memd_pid memd_port
@@ -55,11 +58,13 @@ wait_for() {
 }
 
 # start_memd NAME [PORT]: a memory node on its own pool; its port in memd_port.
+# C serves the misbehaving clients (a lease each) too: it is larger.
 start_memd() {
-	local n=$1 p=${2:-0}
+	local n=$1 p=${2:-0} size=256M
+	[ "$n" = C ] && size=512M
 	: >"$tmp/$n.log"
 	"$btd" memd --pool "$tmp/$n.node" --listen "127.0.0.1:$p" --key "$tmp/key" \
-		--size 256M 2>>"$tmp/$n.log" &
+		--size $size 2>>"$tmp/$n.log" &
 	memd_pid[$n]=$!
 	# bounded in time even if this script is killed before its trap runs
 	watchdog "${memd_pid[$n]}" 900
@@ -155,8 +160,9 @@ auth)
 	;;
 forge)
 	out=$("$raw" 127.0.0.1 "${memd_port[C]}" "$tmp/key" forge-offset 2>&1) ||
-		fail "forged offsets: $out"
-	out=$("$raw" 127.0.0.1 "${memd_port[C]}" "$tmp/key" forge-key 2>&1) || fail "forged keys: $out"
+		fail "forged offsets: $(tr '\n' ';' <<<"$out")"
+	out=$("$raw" 127.0.0.1 "${memd_port[C]}" "$tmp/key" forge-key 2>&1) ||
+		fail "forged keys: $(tr '\n' ';' <<<"$out")"
 	pool=$tmp/fz.pool
 	BTD_POOL=$pool BTD_REPLICAS=$(addr C) "$work" run 400 2000 >"$tmp/fz.out" \
 		2>"$tmp/fz.err" &
@@ -204,6 +210,39 @@ preload)
 		fail "restore of sort's pool: $(cat "$tmp/sort.r")"
 	"$btd" check "$tmp/sort.pool" >"$tmp/sort.check" 2>&1 || fail "btd check: $(tail -2 "$tmp/sort.check")"
 	ok "linked workload under the preload restored whole; sort's heap replicated at exit, restored, clean"
+	;;
+admin)
+	pool=$tmp/ad.pool
+	BTD_POOL=$pool BTD_REPLICAS=$(addr C) "$work" run 3 0 >/dev/null 2>"$tmp/ad.err" ||
+		fail "first pool: $(cat "$tmp/ad.err")"
+	first=$("$btd" info "$pool" | sed -n 's/^uuid *//p')
+	rm -f "$pool"
+	BTD_POOL=$pool "$work" verify >/dev/null 2>&1 # creates a new pool there (no bank yet)
+	BTD_POOL=$pool BTD_REPLICAS=$(addr C) "$work" run 2 0 >/dev/null 2>"$tmp/ad.err" ||
+		fail "second pool: $(cat "$tmp/ad.err")"
+	second=$("$btd" info "$pool" | sed -n 's/^uuid *//p')
+	[ -n "$first" ] && [ "$first" != "$second" ] || fail "uuids '$first' '$second'"
+	rm -f "$pool"
+	out=$("$btd" restore "$pool" --from "$(addr C)" 2>&1)
+	rc=$?
+	[ $rc -eq 1 ] && grep -q "two different pools" <<<"$out" && [ ! -e "$pool" ] ||
+		fail "restore guessed between two pools (exit $rc): $out"
+	"$btd" restore "$pool" --from "$(addr C)" --uuid "${first:0:12}" >/dev/null 2>"$tmp/ad.r" ||
+		fail "restore --uuid: $(cat "$tmp/ad.r")"
+	got=$(BTD_POOL=$pool "$work" verify 2>&1)
+	[ "$got" = "counter 3" ] || fail "the first pool restored by uuid: $got"
+	rm -f "$pool"
+	"$btd" restore "$tmp/elsewhere.pool" --from "$(addr C)" --uuid "$second" >/dev/null \
+		2>"$tmp/ad.r" || fail "restore --uuid elsewhere: $(cat "$tmp/ad.r")"
+	got=$(BTD_POOL=$tmp/elsewhere.pool "$work" verify 2>&1)
+	[ "$got" = "counter 2" ] || fail "the second pool restored elsewhere: $got"
+	stop_memd C TERM
+	"$btd" memd --pool "$tmp/C.node" --list >"$tmp/ad.list" 2>/dev/null || fail "memd --list"
+	grep -q "^$first .*$pool" "$tmp/ad.list" || fail "--list: $(cat "$tmp/ad.list")"
+	"$btd" memd --pool "$tmp/C.node" --drop "$first" >/dev/null 2>&1 || fail "memd --drop"
+	"$btd" memd --pool "$tmp/C.node" --list 2>/dev/null | grep -q "^$first" &&
+		fail "the dropped lease is still listed"
+	ok "restore refused to guess between two pools of one path; --uuid chose; --list, --drop"
 	;;
 *) echo "unknown scenario $scenario"; exit 2 ;;
 esac
