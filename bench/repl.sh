@@ -77,14 +77,27 @@ unset BTD_REPLICAS BTD_MIN_REPLICAS BTD_POOL BTD_POLICY
 head -c 32 /dev/urandom >"$tmp/key"
 chmod 600 "$tmp/key"
 
+# start_nodes: two fresh memory nodes (every run leases anew: the pools
+# of a run are new ones, and leases stay until dropped).
 ports=()
-for n in A B; do
-	"$btd" memd --pool "$tmp/$n.node" --listen 127.0.0.1:0 --key "$tmp/key" --size 2G \
-		2>"$tmp/$n.log" &
-	pids+=($!)
-	for _ in $(seq 100); do grep -q listening "$tmp/$n.log" && break; sleep 0.1; done
-	ports+=("$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/$n.log")")
-done
+start_nodes() {
+	local n
+	ports=()
+	for n in A B; do
+		rm -f "$tmp/$n.node"
+		"$btd" memd --pool "$tmp/$n.node" --listen 127.0.0.1:0 --key "$tmp/key" --size 2G \
+			2>"$tmp/$n.log" &
+		pids+=($!)
+		for _ in $(seq 100); do grep -q listening "$tmp/$n.log" && break; sleep 0.1; done
+		ports+=("$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/$n.log")")
+	done
+}
+stop_nodes() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	pids=()
+	rm -f "$tmp"/*.node
+}
 replicas_of() {
 	case $1 in
 	0) echo "" ;;
@@ -108,6 +121,7 @@ run_bench() {
 sizes=(64 4096 65536)
 for run in $(seq "$runs"); do
 	echo "run $run of $runs" >&2
+	start_nodes
 	"$raw" msync | while read -r line; do
 		case $line in
 		write*) set -- $line
@@ -139,6 +153,7 @@ for run in $(seq "$runs"); do
 		rm -f "$pool"
 	done
 	rm -f "$tmp"/*.pool
+	stop_nodes
 done
 
 python3 - "$tsv" "$results/repl.md" "$tmp/plot.dat" <<'EOF'
