@@ -20,6 +20,18 @@ int err_set(int status, const char *fmt, ...)
 	return status;
 }
 
+int err_prefix(int status, const char *fmt, ...)
+{
+	char old[sizeof(last_error)], head[256];
+	va_list ap;
+
+	memcpy(old, last_error, sizeof(old)); /* formatting may not read what it writes */
+	va_start(ap, fmt);
+	log_vformat(head, sizeof(head), fmt, ap);
+	va_end(ap);
+	return err_set(status, "%s: %s", head, old);
+}
+
 const char *err_last(void)
 {
 	return last_error;

@@ -12,6 +12,9 @@
 /* Record the message and return status: `return err_set(BTD_ERR_IO, ...)`. */
 int err_set(int status, const char *fmt, ...) BTD_PRINTF(2, 3);
 
+/* The last message with a prefix: "<prefix>: <last message>". */
+int err_prefix(int status, const char *fmt, ...) BTD_PRINTF(2, 3);
+
 /* This thread's last message ("" before the first). */
 const char *err_last(void);
 

@@ -383,5 +383,21 @@ int settings_parse(struct settings *s, char *const *envp, int secure)
 			problems--;
 		}
 	}
+	if (s->replicas[0]) {
+		unsigned n = 1;
+
+		for (const char *c = s->replicas; *c; c++)
+			n += *c == ',';
+		if (n > 8) {
+			log_msg(LOG_ERROR, "BTD_REPLICAS names %u memory nodes: at most 8; using none", n);
+			s->replicas[0] = '\0';
+			problems++;
+		} else if (s->min_replicas > (int)n) {
+			log_msg(LOG_ERROR, "BTD_MIN_REPLICAS=%d but BTD_REPLICAS names %u memory nodes: "
+				"using all of them", s->min_replicas, n);
+			s->min_replicas = -1;
+			problems++;
+		}
+	}
 	return problems;
 }

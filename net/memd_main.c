@@ -278,6 +278,11 @@ int memd_main(int argc, char **argv)
 			memcpy(addr, listen, n), addr[n] = '\0';
 		port = colon + 1;
 	}
+	char *end;
+	long pn = strtol(port, &end, 10);
+
+	if (!*port || *end || pn < 0 || pn > 65535)
+		return usage_error("--listen wants [ADDR:]PORT with a port from 0 (any) to 65535");
 	uint8_t key[MEMD_KEY_MAX];
 	size_t key_len;
 	int st;

@@ -24,6 +24,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -210,9 +211,19 @@ static int parse_nodes(const char *list, struct replica *r, unsigned *n)
 		if (*n == REPL_MAX)
 			return err_set(BTD_ERR_INVAL, "more than %d replicas in \"%s\"", REPL_MAX,
 				       list);
+		long port = strtol(colon + 1, NULL, 10);
+
+		if (port < 1 || port > 65535)
+			return err_set(BTD_ERR_INVAL, "replica \"%s\": the port is not 1 to 65535", one);
+		if ((size_t)(colon - one) >= sizeof(r->host))
+			return err_set(BTD_ERR_INVAL, "replica \"%s\": the host name is too long", one);
 		memset(&r[*n], 0, sizeof(r[*n]));
 		memcpy(r[*n].host, one, (size_t)(colon - one));
-		strcpy(r[*n].port, colon + 1);
+		snprintf(r[*n].port, sizeof(r[*n].port), "%ld", port);
+		for (unsigned j = 0; j < *n; j++)
+			if (!strcmp(r[j].host, r[*n].host) && !strcmp(r[j].port, r[*n].port))
+				return err_set(BTD_ERR_INVAL, "replica %s is listed twice in \"%s\": "
+					       "each memory node holds one replica", one, list);
 		(*n)++;
 		s += k + (s[k] == ',');
 	}
@@ -252,6 +263,27 @@ static int map_buffers(void)
 	return 0;
 }
 
+int repl_validate(const struct repl_config *c)
+{
+	struct replica r[REPL_MAX];
+	unsigned n;
+	int st;
+
+	if (!c || !c->nodes || !c->nodes[0])
+		return 0;
+	if ((st = parse_nodes(c->nodes, r, &n)))
+		return st;
+	if (c->min > (int)n)
+		return err_set(BTD_ERR_INVAL, "%d replicas are required (BTD_MIN_REPLICAS, or "
+			       "cfg.replicas) but only %u memory nodes are named", c->min, n);
+	if (!c->key_file || !c->key_file[0])
+		return err_set(BTD_ERR_INVAL, "replicas are configured but no key file: set "
+			       "BTD_KEY_FILE to the file holding the memory nodes' shared key");
+	if (strlen(c->key_file) >= sizeof(R.key_file) || strlen(c->nodes) >= sizeof(R.nodes))
+		return err_set(BTD_ERR_INVAL, "the replica list or key file name is too long");
+	return 0;
+}
+
 int repl_configure(const struct repl_config *c)
 {
 	static int atfork;
@@ -261,17 +293,8 @@ int repl_configure(const struct repl_config *c)
 
 	if (!c || !c->nodes || !c->nodes[0])
 		return 0;
-	st = parse_nodes(c->nodes, r, &n);
-	if (st)
+	if ((st = repl_validate(c)) || (st = parse_nodes(c->nodes, r, &n)))
 		return st;
-	if (c->min > (int)n)
-		return err_set(BTD_ERR_INVAL, "%d replicas are required (BTD_MIN_REPLICAS) but only "
-			       "%u are configured", c->min, n);
-	if (!c->key_file || !c->key_file[0])
-		return err_set(BTD_ERR_INVAL, "replicas are configured but no key file: set "
-			       "BTD_KEY_FILE to the file holding the memory nodes' shared key");
-	if (strlen(c->key_file) >= sizeof(R.key_file) || strlen(c->nodes) >= sizeof(R.nodes))
-		return err_set(BTD_ERR_INVAL, "the replica list or key file name is too long");
 	st = map_buffers();
 	if (st)
 		return st;
@@ -337,8 +360,8 @@ static int recv_msg(struct replica *r, uint16_t want, void *out)
 	if (st)
 		return st;
 	if ((st = msg_check(buf, len)))
-		return err_set(BTD_ERR_IO, "memory node %s:%s sent a malformed message: %s",
-			       r->host, r->port, err_last());
+		return err_prefix(BTD_ERR_IO, "memory node %s:%s sent a malformed message",
+				  r->host, r->port);
 	const struct msg_hdr *h = buf;
 
 	if (h->type == MSG_ERROR) {
@@ -657,7 +680,7 @@ static int point_locked(const char *what, int whole)
 	uint64_t now = now_ns();
 
 	if ((st = load_key()) || (st = open_domain()))
-		return err_set(st, "%s: cannot reach the replicas: %s", what, err_last());
+		return err_prefix(st, "%s: cannot reach the replicas", what);
 	for (unsigned i = 0; i < R.n; i++) {
 		struct replica *r = &R.r[i];
 
@@ -920,8 +943,8 @@ int repl_restore(const char *path, const struct repl_config *c, int progress,
 	st = 0;
 	if (!reached) {
 		/* Not "no image": a missing pool must not be created anew. */
-		st = err_set(BTD_ERR_IO, "restore: no memory node of %s could be reached (%s)",
-			     c->nodes, err_last());
+		st = err_prefix(BTD_ERR_IO, "restore: no memory node of %s could be reached",
+				c->nodes);
 		goto out;
 	}
 	if (other) {

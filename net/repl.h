@@ -42,6 +42,10 @@ struct repl_config {
 	                       * 8 or more digits), whatever its path */
 };
 
+/* Check a configuration: 0, or BTD_ERR_INVAL and the reason (a bad node
+ * list, a node twice, more required than named, no key file). */
+int repl_validate(const struct repl_config *c);
+
 /* Parse the configuration (a bad one: BTD_ERR_INVAL and the reason) and
  * start recording; replicas are reached at the first repl_point. */
 int repl_configure(const struct repl_config *c);

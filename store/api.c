@@ -103,8 +103,12 @@ int api_open_pool(const struct settings *s, const char *cfg_pool, size_t cfg_siz
 	const char *prog = program_invocation_short_name;
 	int probe = s->pool[0] ? settings_pool_has_instance(s->pool) : !cfg_pool;
 	size_t size = cfg_size ? cfg_size : s->pool_size;
+	struct repl_config rc;
 	int st = BTD_OK;
 
+	repl_config_of(s, &rc);
+	if (rc.nodes[0] && (st = repl_validate(&rc))) /* before anything is restored or opened */
+		return err_prefix(st, "no pool opened");
 	for (unsigned i = 0; i < (probe ? 16u : 1u); i++) {
 		st = BTD_OK;
 		if (s->pool[0]) {
@@ -133,7 +137,7 @@ int api_open_pool(const struct settings *s, const char *cfg_pool, size_t cfg_siz
 		repl_config_of(s, &c);
 		if (c.nodes[0] && (st = repl_configure(&c))) {
 			store_abandon();
-			st = err_set(st, "pool %s not opened: %s", path, err_last());
+			st = err_prefix(st, "pool %s not opened", path);
 		}
 	}
 	return st;
@@ -340,6 +344,12 @@ struct btd_cluster *btd_cluster_create(struct btd_config *cfg)
 		if (nodes && strlen(nodes) >= sizeof(cfg_nodes)) {
 			errno = EINVAL;
 			err_set(BTD_ERR_INVAL, "btd_cluster_create: cfg.nodes is too long");
+			return NULL;
+		}
+		if (cfg->replicas > 8) {
+			errno = EINVAL;
+			err_set(BTD_ERR_INVAL, "btd_cluster_create: cfg.replicas is %u: at most 8, "
+				"or 0 for all of cfg.nodes", cfg->replicas);
 			return NULL;
 		}
 		if (nodes) {
