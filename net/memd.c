@@ -222,6 +222,18 @@ static int on_lease(struct memd *m, struct memd_session *s, const struct msg_lea
 	struct memd_lease *L = &m->lease[slot];
 	struct memd_session *old = L->holder;
 
+	if (in->image_size == 0 && old && old != s) {
+		/* An attach while the owner is connected (a restore on another
+		 * machine, a client probing which of its leases is newest):
+		 * read-only, and the owner keeps its session. */
+		s->slot = slot;
+		s->state = SESSION_LEASED;
+		s->observer = 1;
+		s->bulk = 0;
+		lease_ok(m, slot, a);
+		return 1;
+	}
+	s->observer = 0;
 	if (old && old != s) {
 		memd_log(m, "lease %s: taken over by %s; the session of %s is closed",
 			 who(&L->rec, id), s->peer, old->peer);
@@ -352,6 +364,11 @@ static int dispatch(struct memd *m, struct memd_session *s, const union msg_any 
 	case MSG_BULK_END:
 		if (s->state != SESSION_LEASED)
 			break;
+		if (s->observer) {
+			err_set(BTD_ERR_BUSY, "this session only reads the lease: its owner is "
+				"connected");
+			return refuse(a, BTD_ERR_BUSY, 0);
+		}
 		if (type == MSG_COMMIT)
 			return on_commit(m, s, &in->commit, a);
 		return on_bulk(m, s, &in->h, &in->bulk, a);

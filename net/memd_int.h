@@ -48,6 +48,8 @@ struct memd_session {
 	enum memd_state state;
 	int slot;                            /* the lease held, -1 none */
 	int bulk;                            /* a BULK_BEGIN was acked */
+	int observer;                        /* attached to read (restore, a probe)
+					      * while another session holds the lease */
 	uint8_t nonce[PROTO_NONCE];          /* ours, of the HELLO */
 	char peer[64];
 	void *ctx;

@@ -207,15 +207,33 @@ static int admin(const char *pool, int list, const char *drop)
 			       (unsigned long long)r->epoch, (unsigned long long)(r->image_size >> 20),
 			       r->consistent ? "consistent" : "inconsistent", r->path);
 		else if ((strlen(drop) >= 8 && !strncmp(hex, drop, strlen(drop))) ||
-			 !strcmp(r->path, drop))
-			found = s, matches++;
+			 !strcmp(r->path, drop)) {
+			/* A client keeps two leases of a pool, its uuid and the twin
+			 * that differs in the top bit of the last byte: one pool. */
+			const uint8_t *f = m->lease[found < 0 ? s : found].rec.owner;
+
+			if (found >= 0 && (memcmp(f, r->owner, 15) || ((f[15] ^ r->owner[15]) & 0x7f)))
+				matches = 2;
+			else if (found < 0)
+				found = s, matches = 1;
+		}
 	}
 	if (!list && matches != 1) {
-		fprintf(stderr, "btd memd: --drop %s matches %s lease: give a uuid (at least 8 hex "
-			"digits) or a client pool path that --list shows once\n", drop,
-			matches ? "more than one" : "no");
+		fprintf(stderr, "btd memd: --drop %s matches %s: give a uuid (at least 8 hex "
+			"digits) or a client pool path of one pool that --list shows\n", drop,
+			matches ? "the leases of more than one pool" : "no lease");
 		memd_close(m);
 		return 1;
+	}
+	for (int s = 0; !list && s < (int)MEMD_LEASES; s++) {
+		const uint8_t *f = m->lease[found].rec.owner, *o = m->lease[s].rec.owner;
+
+		if (m->lease[s].rec.state != MEMD_LEASE_LIVE || s == found ||
+		    memcmp(f, o, 15) || ((f[15] ^ o[15]) & 0x7f))
+			continue;
+		uuid_hex(o, hex);
+		memd_lease_drop(m, s);
+		printf("btd memd: dropped lease %s\n", hex);
 	}
 	if (!list) {
 		uuid_hex(m->lease[found].rec.owner, hex);

@@ -200,6 +200,17 @@ static void crypto_load_once(void)
 		strncpy(crypto_why, e ? e : "dlopen failed", sizeof(crypto_why) - 1);
 		return;
 	}
+	/* Without OPENSSL_INIT_NO_ATEXIT, libcrypto frees its state in an
+	 * atexit handler, which runs before btd's destructor sends the last
+	 * durability point (and its handshake's HMAC) to the replicas: a
+	 * crash at every exit. */
+	int (*init)(uint64_t, const void *) = (int (*)(uint64_t, const void *))dlsym(
+		h, "OPENSSL_init_crypto");
+
+	if (!init || !init(0x00080000L /* OPENSSL_INIT_NO_ATEXIT */, NULL)) {
+		strcpy(crypto_why, "OPENSSL_init_crypto is missing or failed");
+		return;
+	}
 	*(void **)&crypto.sha256 = dlsym(h, "EVP_sha256");
 	*(void **)&crypto.memcmp = dlsym(h, "CRYPTO_memcmp");
 	*(void **)&crypto.hmac = dlsym(h, "HMAC");

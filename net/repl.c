@@ -61,6 +61,7 @@ struct replica {
 	uint64_t retry_at;        /* ns: when a stale replica is tried again */
 	uint32_t seq;
 	int said_stale;
+	int cur;                  /* which of the pool's two leases the session holds */
 	struct msg_lease_ok lease;
 };
 
@@ -471,20 +472,69 @@ static int lease(struct replica *r, uint64_t size, const uint8_t uuid[16], uint6
 	return 0;
 }
 
+/* TWO LEASES PER NODE.  A whole image is written in place, so while it is
+ * on its way the lease it goes to holds no consistent image; if that were
+ * the only consistent image anywhere (one replica; or the others stale),
+ * a crash of the client then would leave nothing to restore.  So each
+ * node holds two leases of the pool, its uuid and its twin (the last byte
+ * flipped): commits go to the current one, and a whole image to the
+ * other, which becomes current at its BULK_END.  The older lease stays
+ * consistent all along; restore takes the newer consistent of the two. */
+static void twin_uuid(const uint8_t uuid[16], int k, uint8_t out[16])
+{
+	memcpy(out, uuid, 16);
+	out[15] ^= k ? 0x80 : 0;
+}
+
+static int lease_k(struct replica *r, int k, uint64_t size)
+{
+	uint8_t u[16];
+
+	twin_uuid(heap.pool.hdr.uuid, k, u);
+	return lease(r, size, u, heap.pool.hdr.base, heap.pool.path);
+}
+
 static int ensure_lease(struct replica *r, uint64_t size)
 {
 	if (r->lease.image_size >= size)
 		return 0;
-	return lease(r, size, heap.pool.hdr.uuid, heap.pool.hdr.base, heap.pool.path);
+	return lease_k(r, r->cur, size);
+}
+
+/* Which of the pool's two leases on r's node has the newer consistent
+ * image (0 when neither has one): attached to read, so that a session of
+ * ours the node has not yet seen die keeps it. */
+static int newest_lease(struct replica *r)
+{
+	uint64_t best_epoch = 0;
+	int best = 0, found = 0;
+
+	for (int k = 0; k < 2; k++) {
+		struct replica t;
+
+		memset(&t, 0, sizeof(t));
+		memcpy(t.host, r->host, sizeof(t.host));
+		memcpy(t.port, r->port, sizeof(t.port));
+		if (!handshake(R.dom, &t, NULL) && !lease_k(&t, k, 0) && t.lease.consistent &&
+		    (!found || t.lease.epoch > best_epoch)) {
+			best = k;
+			best_epoch = t.lease.epoch;
+			found = 1;
+		}
+		if (t.ep)
+			net_ep_close(t.ep);
+	}
+	return best;
 }
 
 static int connect_one(struct replica *r)
 {
-	int st = handshake(R.dom, r, NULL);
+	int st;
 
+	r->cur = newest_lease(r);
+	st = handshake(R.dom, r, NULL);
 	if (!st)
-		st = lease(r, image_extent(), heap.pool.hdr.uuid, heap.pool.hdr.base,
-			   heap.pool.path);
+		st = lease_k(r, r->cur, image_extent());
 	if (st) {
 		if (r->ep)
 			net_ep_close(r->ep);
@@ -612,12 +662,14 @@ static int simple(struct replica *r, enum msg_type type, uint64_t epoch, uint64_
 	return st;
 }
 
-/* The whole image to r; then the redo recorded meanwhile to r and to every
- * replica in `set` (they need it too); r joins the set. */
+/* The whole image to r, into the pool's other lease on r's node; then the
+ * redo recorded meanwhile to it and to every replica in `set` (they need
+ * it too); then that lease is r's current one and r joins the set. */
 static unsigned bulk(struct replica *r, unsigned idx, unsigned set)
 {
 	uint64_t extent = image_extent();
-	int st;
+	struct replica t;
+	int st, target = r->cur ^ 1;
 
 	if (!R.pool_registered) {
 		st = net_mr_reg(R.dom, R.base, R.len, NET_ACCESS_LOCAL, &R.pool_mr);
@@ -627,24 +679,23 @@ static unsigned bulk(struct replica *r, unsigned idx, unsigned set)
 		}
 		R.pool_registered = 1;
 	}
-	if ((st = ensure_lease(r, extent)) ||
-	    (st = simple(r, MSG_BULK_BEGIN, R.epoch, 0))) {
-		stale(r, err_last());
-		return set;
-	}
+	memset(&t, 0, sizeof(t));
+	memcpy(t.host, r->host, sizeof(t.host));
+	memcpy(t.port, r->port, sizeof(t.port));
+	if ((st = handshake(R.dom, &t, NULL)) || (st = lease_k(&t, target, extent)) ||
+	    (st = simple(&t, MSG_BULK_BEGIN, R.epoch, 0)))
+		goto failed;
 	swap_buffers(); /* what is flushed from here on goes out after the copy */
 	for (uint64_t off = 0; off < extent && !st; ) {
 		uint64_t i = off / PROTO_CHUNK, in = off % PROTO_CHUNK;
 		uint64_t n = PROTO_CHUNK - in < extent - off ? PROTO_CHUNK - in : extent - off;
 
-		st = net_write(r->ep, &R.pool_mr, R.base + off, n, r->lease.chunk[i].addr + in,
-			       r->lease.chunk[i].key, R.timeout_ms);
+		st = net_write(t.ep, &R.pool_mr, R.base + off, n, t.lease.chunk[i].addr + in,
+			       t.lease.chunk[i].key, R.timeout_ms);
 		off += n;
 	}
-	if (st) {
-		stale(r, err_last());
-		return set;
-	}
+	if (st)
+		goto failed;
 	R.st.bytes += extent;
 	R.st.bulks++;
 	struct rbuf *meanwhile = swap_buffers();
@@ -652,11 +703,19 @@ static unsigned bulk(struct replica *r, unsigned idx, unsigned set)
 	if (meanwhile->overflow) {
 		/* More was flushed during the copy than a batch holds: every
 		 * replica needs the image again; the next point sends it. */
+		net_ep_close(t.ep);
 		for (unsigned i = 0; i < R.n; i++)
 			R.r[i].synced = 0;
 		R.b[R.cur].overflow = 1;
-		return set & ~(1u << idx);
+		return set;
 	}
+	/* From here r works on the other lease; its old one stays as it was,
+	 * consistent, until this one is. */
+	net_ep_close(r->ep);
+	r->ep = t.ep;
+	r->seq = t.seq;
+	r->lease = t.lease;
+	r->cur = target;
 	set = ship(meanwhile, set | 1u << idx);
 	if (!(set & 1u << idx))
 		return set;
@@ -666,6 +725,11 @@ static unsigned bulk(struct replica *r, unsigned idx, unsigned set)
 	}
 	r->synced = 1;
 	return set;
+failed:
+	if (t.ep)
+		net_ep_close(t.ep);
+	stale(r, err_last());
+	return set & ~(1u << idx);
 }
 
 static unsigned live_count(unsigned set)
@@ -843,18 +907,28 @@ static void hex_of(const uint8_t u[16], char out[33])
 		snprintf(out + 2 * i, 3, "%02x", u[i]);
 }
 
-/* Whether lease e is the one asked for: by uuid (a hex prefix), else by
- * path; uuid_bytes: an exact uuid. */
+static int same_pool_u(const uint8_t a[16], const uint8_t b[16])
+{
+	return !memcmp(a, b, 15) && !((a[15] ^ b[15]) & 0x7f);
+}
+
+/* Whether lease e is the one asked for: by uuid (a hex prefix of the
+ * pool's uuid or of its twin), else by path; uuid_bytes: the pool's uuid
+ * exactly (either of its two leases). */
 static int lease_matches(const struct msg_lease_info *e, const char *path, const char *uuid,
 			 const uint8_t *uuid_bytes)
 {
-	char hex[33];
+	char hex[33], twin[33];
+	uint8_t t[16];
 
 	if (uuid_bytes)
-		return !memcmp(e->uuid, uuid_bytes, 16);
+		return same_pool_u(e->uuid, uuid_bytes);
 	if (uuid) {
+		memcpy(t, e->uuid, 16);
+		t[15] ^= 0x80;
 		hex_of(e->uuid, hex);
-		return !strncmp(hex, uuid, strlen(uuid));
+		hex_of(t, twin);
+		return !strncmp(hex, uuid, strlen(uuid)) || !strncmp(twin, uuid, strlen(uuid));
 	}
 	return path && !strncmp(e->path, path, sizeof(e->path));
 }
@@ -925,11 +999,11 @@ int repl_restore(const char *path, const struct repl_config *c, int progress,
 
 				if (!e->consistent || !lease_matches(e, full, c->uuid, NULL))
 					continue;
-				if (best_i >= 0 && memcmp(e->uuid, best.uuid, 16)) {
+				if (best_i >= 0 && !same_pool_u(e->uuid, best.uuid)) {
 					other = 1;
 					seen = *e;
 				}
-				if (best_i < 0 || (!memcmp(e->uuid, best.uuid, 16) &&
+				if (best_i < 0 || (same_pool_u(e->uuid, best.uuid) &&
 						   e->epoch > best.epoch)) {
 					best = *e;
 					best_i = (int)i;
@@ -1047,14 +1121,19 @@ void repl_describe(const struct repl_config *c, const uint8_t uuid[16], int fd)
 		if (handshake(R.dom, r, NULL) || list(r, &in.l))
 			dprintf(fd, "  replica %s:%s: unreachable (%s)\n", r->host, r->port,
 				err_last());
-		else if (!(e = find_lease(&in.l, uuid)))
+		else if (!find_lease(&in.l, uuid))
 			dprintf(fd, "  replica %s:%s: holds no image of this pool\n", r->host,
 				r->port);
 		else
-			dprintf(fd, "  replica %s:%s: epoch %llu, %s, %llu KiB\n", r->host, r->port,
-				(unsigned long long)e->epoch,
-				e->consistent ? "consistent" : "inconsistent (a transfer was cut)",
-				(unsigned long long)(e->image_size >> 10));
+			for (uint32_t k = 0; k < in.l.count && k < PROTO_MAX_LIST; k++)
+				if (lease_matches((e = &in.l.lease[k]), NULL, NULL, uuid))
+					dprintf(fd, "  replica %s:%s: lease %c: epoch %llu, %s, %llu "
+						"KiB\n", r->host, r->port,
+						e->uuid[15] == uuid[15] ? 'a' : 'b',
+						(unsigned long long)e->epoch,
+						e->consistent ? "consistent"
+							      : "inconsistent (a transfer was cut)",
+						(unsigned long long)(e->image_size >> 10));
 		if (r->ep)
 			net_ep_close(r->ep);
 		r->ep = NULL;

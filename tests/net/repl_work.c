@@ -6,6 +6,10 @@
  *       After each commit returns: "committed K" on stdout.  With idle,
  *       print "idle" after the last one and wait to be killed; else
  *       return from main (the pool closes at exit).
+ *   repl_work syncs N MIB
+ *       N rounds of: one transaction of the bank, MIB MiB more of heap,
+ *       btd_sync (a whole image to the replicas); "synced K" after each
+ *       returned (K the bank's counter)
  *   repl_work verify
  *       the pool as found: the accounts sum to 16,000 and the list holds
  *       one node per committed transaction, newest first -- every
@@ -116,6 +120,46 @@ static int run(long n, long sleep_us, int idle)
 	return 0;
 }
 
+static int syncs(long n, long mib)
+{
+	struct btd_config cfg;
+
+	btd_config_init(&cfg);
+	cfg.single_node = 0;
+	if (!btd_cluster_create(&cfg))
+		return fail("btd_cluster_create");
+	struct bank *b = bank_get();
+
+	if (!b)
+		return fail("the bank");
+	for (long i = 0; i < n; i++) {
+		if (btd_tx_begin() || btd_tx_add(b, sizeof(*b)))
+			return fail("btd_tx_begin/add");
+		b->counter++;
+		struct node *nd = btd_tx_malloc(sizeof(*nd));
+
+		if (!nd)
+			return fail("btd_tx_malloc");
+		nd->seq = b->counter;
+		nd->next = b->head;
+		b->head = nd;
+		if (btd_tx_commit())
+			return fail("btd_tx_commit");
+		for (long k = 0; k < mib; k++) {
+			char *p = btd_malloc(NULL, 1 << 20);
+
+			if (!p)
+				return fail("btd_malloc");
+			memset(p, (int)k, 1 << 20);
+		}
+		if (btd_sync())
+			return fail("btd_sync");
+		printf("synced %llu\n", (unsigned long long)b->counter);
+		fflush(stdout);
+	}
+	return 0;
+}
+
 static int verify(void)
 {
 	struct bank *b = btd_root_get("bank");
@@ -179,6 +223,8 @@ int main(int argc, char **argv)
 {
 	if (argc >= 4 && !strcmp(argv[1], "run"))
 		return run(atol(argv[2]), atol(argv[3]), argc > 4 && !strcmp(argv[4], "idle"));
+	if (argc == 4 && !strcmp(argv[1], "syncs"))
+		return syncs(atol(argv[2]), atol(argv[3]));
 	if (argc == 2 && !strcmp(argv[1], "verify"))
 		return verify();
 	if (argc == 3 && !strcmp(argv[1], "example"))
@@ -191,7 +237,7 @@ int main(int argc, char **argv)
 		printf("%s\n", g);
 		return 0;
 	}
-	fprintf(stderr, "usage: repl_work run N SLEEP_US [idle] | verify | example POOL | "
-		"greeting\n");
+	fprintf(stderr, "usage: repl_work run N SLEEP_US [idle] | syncs N MIB | verify | "
+		"example POOL | greeting\n");
 	return 2;
 }

@@ -250,11 +250,18 @@ Test(memd, lease_create_grow_attach)
 	cr_assert_eq(rep.h.type, MSG_LEASE_OK);
 	cr_assert_eq(rep.lease_ok.nchunks, 3);
 	cr_assert_eq(rep.lease_ok.staging.addr, st);
-	s = authed();
+	s = authed(); /* an attach to read (restore) leaves the owner alone */
 	cr_assert_eq(lease(s, U1, 0), 1);
 	cr_assert_eq(rep.h.type, MSG_LEASE_OK);
 	cr_assert_eq(rep.lease_ok.nchunks, 3);
 	cr_assert_eq(rep.lease_ok.image_size, 40 * MiB);
+	cr_assert_eq(evicted, 0, "an attach to read closed the owner's session");
+	cr_assert_eq(commit(s, 1, 0, 0, 0), 0, "a reader's commit: refused and closed");
+	expect_error(BTD_ERR_BUSY);
+	memd_session_free(s);
+	s = authed(); /* a lease of a size takes it over */
+	cr_assert_eq(lease(s, U1, 40 * MiB), 1);
+	cr_assert_eq(rep.h.type, MSG_LEASE_OK);
 	cr_assert_eq(evicted, 1, "the older session was not closed");
 	memd_session_free(s);
 
