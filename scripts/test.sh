@@ -31,7 +31,8 @@ if [ ! -f build-fuzz/meson-private/coredata.dat ]; then
 	CC=clang CXX=clang++ meson setup build-fuzz -Dfuzz=enabled -Db_lundef=false \
 		-Dwerror=true -Dtests=enabled -Dreal_programs=false >/dev/null
 fi
-ninja -C build-fuzz tests/fuzz/fuzz_pool tests/fuzz/fuzz_replay
+ninja -C build-fuzz tests/fuzz/fuzz_pool tests/fuzz/fuzz_replay tests/fuzz/fuzz_memd \
+	tests/fuzz/fuzz_memd_replay
 
 # meson's own output, less its closing counts: the last line is ours.
 quiet() { grep -vE '^(Ok|Expected Fail|Fail|Unexpected Pass|Skipped|Timeout): ' || true; }
