@@ -194,18 +194,18 @@ print(text)
 EOF
 if command -v gnuplot >/dev/null; then
 	gnuplot <<EOF
-set terminal pngcairo size 800,420 noenhanced
+set terminal pngcairo size 960,420 noenhanced
 set output '$root/bench/repl.png'
 set title 'durable commit latency, tcp on loopback (medians of $runs runs)'
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set ylabel 'microseconds'
-set key left top
+set key outside right top
 set grid ytics
 plot '$tmp/plot.dat' using 2:xtic(sprintf("%d B", \$1)) title 'raw write + persist + ack', \
      '' using 4 title 'btd_persist, 1 replica', '' using 5 title 'btd_persist, 2 replicas', \
-     '' using 8 title 'tx commit, 1 replica', '' using 3 title 'btd_persist, local only'
+     '' using 7 title 'tx commit, 1 replica', '' using 3 title 'btd_persist, local only'
 EOF
 	echo "plot: bench/repl.png" >&2
 fi
