@@ -53,6 +53,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
@@ -686,6 +687,36 @@ static int ep_timeout(struct net_ep *ep, const char *call, int timeout_ms)
 	return err_set(BTD_ERR_IO, "%s: %s timed out after %d ms", ep->peer, call, timeout_ms);
 }
 
+/* One turn of a wait loop whose condition was not met after progress: the
+ * peer lost, the deadline passed, else wait for the next event (up to
+ * max_ms).  0 to go round again. */
+static int ep_step(struct net_ep *ep, uint64_t end, int timeout_ms, int max_ms, const char *call)
+{
+	if (ep->state == EP_DOWN)
+		return ep_lost(ep, call);
+	int ms = remaining(end);
+
+	if (!ms)
+		return ep_timeout(ep, call, timeout_ms);
+	ep_wait(ep, ms < max_ms ? ms : max_ms);
+	return 0;
+}
+
+/* Until op's completion has come. */
+static int op_wait(struct net_ep *ep, struct net_op *op, uint64_t end, int timeout_ms,
+		   const char *call)
+{
+	int st;
+
+	for (;;) {
+		ep_progress(ep);
+		if (!op->busy)
+			return ep->state == EP_DOWN ? ep_lost(ep, call) : 0;
+		if ((st = ep_step(ep, end, timeout_ms, INT_MAX, call)))
+			return st;
+	}
+}
+
 /* ---- endpoints ---- */
 
 static void ep_peer_name(struct net_ep *ep, const struct sockaddr *sa, size_t len)
@@ -882,20 +913,10 @@ int net_send(struct net_ep *ep, const void *msg, size_t len, int timeout_ms)
 		return err_set(BTD_ERR_INVAL, "%s: a message of %zu bytes (at most %d)", ep->peer,
 			       len, NET_MSG_MAX);
 	/* A send that timed out earlier may still hold the buffer. */
-	while (op->busy) {
-		ep_progress(ep);
-		if (!op->busy)
-			break;
-		if (ep->state == EP_DOWN)
-			return ep_lost(ep, "send");
-		int ms = remaining(end);
+	int st = op_wait(ep, op, end, timeout_ms, "send");
 
-		if (!ms)
-			return ep_timeout(ep, "send", timeout_ms);
-		ep_wait(ep, ms);
-	}
-	if (ep->state == EP_DOWN)
-		return ep_lost(ep, "send");
+	if (st)
+		return st;
 	memcpy(ep->tx_buf, msg, len);
 	op->kind = OP_SEND;
 	for (;;) {
@@ -908,31 +929,12 @@ int net_send(struct net_ep *ep, const void *msg, size_t len, int timeout_ms)
 			return err_set(BTD_ERR_IO, "%s: fi_send: %s", ep->peer, fe(ret));
 		}
 		ep_progress(ep);
-		if (ep->state == EP_DOWN)
-			return ep_lost(ep, "send");
-		int ms = remaining(end);
-
-		if (!ms)
-			return ep_timeout(ep, "send", timeout_ms);
-		ep_wait(ep, ms < 1 ? ms : 1);
+		if ((st = ep_step(ep, end, timeout_ms, 1, "send")))
+			return st;
 	}
 	op->busy = 1;
 	ep->tx_busy++;
-	while (op->busy) {
-		ep_progress(ep);
-		if (!op->busy)
-			break;
-		if (ep->state == EP_DOWN)
-			return ep_lost(ep, "send");
-		int ms = remaining(end);
-
-		if (!ms)
-			return ep_timeout(ep, "send", timeout_ms);
-		ep_wait(ep, ms);
-	}
-	if (ep->state == EP_DOWN)
-		return ep_lost(ep, "send");
-	return 0;
+	return op_wait(ep, op, end, timeout_ms, "send");
 }
 
 /* Pop the oldest received slot into buf. */
@@ -959,13 +961,10 @@ int net_recv(struct net_ep *ep, void *buf, size_t cap, size_t *len, int timeout_
 		/* Messages that arrived before a shutdown are still delivered. */
 		if (ep->ready_n)
 			return take_message(ep, buf, len);
-		if (ep->state == EP_DOWN)
-			return ep_lost(ep, "receive");
-		int ms = remaining(end);
+		int st = ep_step(ep, end, timeout_ms, INT_MAX, "receive");
 
-		if (!ms)
-			return ep_timeout(ep, "receive", timeout_ms);
-		ep_wait(ep, ms);
+		if (st)
+			return st;
 	}
 }
 
@@ -1068,17 +1067,14 @@ static int rma_run(struct net_ep *ep, const struct net_mr *local, const struct n
 				ep_wait(ep, ms);
 		}
 	}
-	while (ep->tx_busy) {
+	for (;;) {
 		ep_progress(ep);
 		if (!ep->tx_busy)
 			break;
-		if (ep->state == EP_DOWN)
-			return ep_lost(ep, call);
-		int ms = remaining(end);
+		int st = ep_step(ep, end, timeout_ms, INT_MAX, call);
 
-		if (!ms)
-			return ep_timeout(ep, call, timeout_ms);
-		ep_wait(ep, ms);
+		if (st)
+			return st;
 	}
 	if (ep->tx_err)
 		return err_set(BTD_ERR_IO, "%s: %s: %s", ep->peer, call, fe(ep->tx_err));

@@ -172,12 +172,6 @@ static int usage_error(const char *why)
 	return 2;
 }
 
-static void uuid_hex(const uint8_t u[16], char out[33])
-{
-	for (int i = 0; i < 16; i++)
-		snprintf(out + 2 * i, 3, "%02x", u[i]);
-}
-
 /* --list and --drop: the node pool offline (the lock keeps a serving
  * memd out). */
 static int admin(const char *pool, int list, const char *drop)
@@ -201,18 +195,17 @@ static int admin(const char *pool, int list, const char *drop)
 
 		if (r->state != MEMD_LEASE_LIVE)
 			continue;
-		uuid_hex(r->owner, hex);
+		proto_uuid_hex(r->owner, hex);
 		if (list)
 			printf("%s  epoch %-8llu %5llu MiB  %-12s %s\n", hex,
 			       (unsigned long long)r->epoch, (unsigned long long)(r->image_size >> 20),
 			       r->consistent ? "consistent" : "inconsistent", r->path);
 		else if ((strlen(drop) >= 8 && !strncmp(hex, drop, strlen(drop))) ||
 			 !strcmp(r->path, drop)) {
-			/* A client keeps two leases of a pool, its uuid and the twin
-			 * that differs in the top bit of the last byte: one pool. */
+			/* A client keeps two leases of a pool (proto.h): one pool. */
 			const uint8_t *f = m->lease[found < 0 ? s : found].rec.owner;
 
-			if (found >= 0 && (memcmp(f, r->owner, 15) || ((f[15] ^ r->owner[15]) & 0x7f)))
+			if (found >= 0 && !proto_same_pool(f, r->owner))
 				matches = 2;
 			else if (found < 0)
 				found = s, matches = 1;
@@ -229,14 +222,14 @@ static int admin(const char *pool, int list, const char *drop)
 		const uint8_t *f = m->lease[found].rec.owner, *o = m->lease[s].rec.owner;
 
 		if (m->lease[s].rec.state != MEMD_LEASE_LIVE || s == found ||
-		    memcmp(f, o, 15) || ((f[15] ^ o[15]) & 0x7f))
+		    !proto_same_pool(f, o))
 			continue;
-		uuid_hex(o, hex);
+		proto_uuid_hex(o, hex);
 		memd_lease_drop(m, s);
 		printf("btd memd: dropped lease %s\n", hex);
 	}
 	if (!list) {
-		uuid_hex(m->lease[found].rec.owner, hex);
+		proto_uuid_hex(m->lease[found].rec.owner, hex);
 		memd_lease_drop(m, found);
 		printf("btd memd: dropped lease %s\n", hex);
 	}

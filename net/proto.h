@@ -195,6 +195,29 @@ _Static_assert(sizeof(struct msg_lease_ok) <= NET_MSG_MAX, "lease_ok fits");
 _Static_assert(sizeof(struct msg_list_ok) <= NET_MSG_MAX, "list_ok fits");
 _Static_assert(sizeof(struct batch_range) == 16, "batch_range");
 
+/* TWIN LEASES.  A client keeps two leases of its pool on each node: the
+ * pool's uuid, and its twin with the top bit of the last byte flipped
+ * (net/repl.c says why).  Whether two lease uuids are one pool's: */
+static inline int proto_same_pool(const uint8_t a[16], const uint8_t b[16])
+{
+	for (int i = 0; i < 15; i++)
+		if (a[i] != b[i])
+			return 0;
+	return !((a[15] ^ b[15]) & 0x7f);
+}
+
+/* A uuid as 32 lowercase hex digits. */
+static inline void proto_uuid_hex(const uint8_t u[16], char out[33])
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (int i = 0; i < 16; i++) {
+		out[2 * i] = digits[u[i] >> 4];
+		out[2 * i + 1] = digits[u[i] & 15];
+	}
+	out[32] = '\0';
+}
+
 /* Fill a header (len = the struct's size unless the type is variable). */
 static inline void msg_init(struct msg_hdr *h, enum msg_type type, size_t len, uint32_t seq)
 {

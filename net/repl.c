@@ -72,7 +72,6 @@ static struct {
 	int min;                  /* after configure: a count */
 	int timeout_ms;
 	char key_file[PATH_MAX];
-	char nodes[1024];
 	struct replica r[REPL_MAX];
 	uint8_t key[4096];
 	size_t key_len;
@@ -280,8 +279,8 @@ int repl_validate(const struct repl_config *c)
 	if (!c->key_file || !c->key_file[0])
 		return err_set(BTD_ERR_INVAL, "replicas are configured but no key file: set "
 			       "BTD_KEY_FILE to the file holding the memory nodes' shared key");
-	if (strlen(c->key_file) >= sizeof(R.key_file) || strlen(c->nodes) >= sizeof(R.nodes))
-		return err_set(BTD_ERR_INVAL, "the replica list or key file name is too long");
+	if (strlen(c->key_file) >= sizeof(R.key_file))
+		return err_set(BTD_ERR_INVAL, "the key file name is too long: %.40s...", c->key_file);
 	return 0;
 }
 
@@ -305,7 +304,7 @@ int repl_configure(const struct repl_config *c)
 	R.min = c->min < 0 ? (int)n : c->min;
 	R.timeout_ms = c->timeout_ms > 0 ? c->timeout_ms : DEFAULT_TIMEOUT_MS;
 	strcpy(R.key_file, c->key_file);
-	strcpy(R.nodes, c->nodes);
+	R.key_len = 0; /* read again at the first point: it may be another file */
 	R.b[0].n = R.b[1].n = R.b[0].data_len = R.b[1].data_len = 0;
 	R.b[0].overflow = R.b[1].overflow = 1; /* the first point sends the image */
 	R.epoch = 0;
@@ -901,17 +900,6 @@ static int list(struct replica *r, struct msg_list_ok *out)
 	return st;
 }
 
-static void hex_of(const uint8_t u[16], char out[33])
-{
-	for (int i = 0; i < 16; i++)
-		snprintf(out + 2 * i, 3, "%02x", u[i]);
-}
-
-static int same_pool_u(const uint8_t a[16], const uint8_t b[16])
-{
-	return !memcmp(a, b, 15) && !((a[15] ^ b[15]) & 0x7f);
-}
-
 /* Whether lease e is the one asked for: by uuid (a hex prefix of the
  * pool's uuid or of its twin), else by path; uuid_bytes: the pool's uuid
  * exactly (either of its two leases). */
@@ -922,12 +910,11 @@ static int lease_matches(const struct msg_lease_info *e, const char *path, const
 	uint8_t t[16];
 
 	if (uuid_bytes)
-		return same_pool_u(e->uuid, uuid_bytes);
+		return proto_same_pool(e->uuid, uuid_bytes);
 	if (uuid) {
-		memcpy(t, e->uuid, 16);
-		t[15] ^= 0x80;
-		hex_of(e->uuid, hex);
-		hex_of(t, twin);
+		twin_uuid(e->uuid, 1, t);
+		proto_uuid_hex(e->uuid, hex);
+		proto_uuid_hex(t, twin);
 		return !strncmp(hex, uuid, strlen(uuid)) || !strncmp(twin, uuid, strlen(uuid));
 	}
 	return path && !strncmp(e->path, path, sizeof(e->path));
@@ -999,11 +986,11 @@ int repl_restore(const char *path, const struct repl_config *c, int progress,
 
 				if (!e->consistent || !lease_matches(e, full, c->uuid, NULL))
 					continue;
-				if (best_i >= 0 && !same_pool_u(e->uuid, best.uuid)) {
+				if (best_i >= 0 && !proto_same_pool(e->uuid, best.uuid)) {
 					other = 1;
 					seen = *e;
 				}
-				if (best_i < 0 || (same_pool_u(e->uuid, best.uuid) &&
+				if (best_i < 0 || (proto_same_pool(e->uuid, best.uuid) &&
 						   e->epoch > best.epoch)) {
 					best = *e;
 					best_i = (int)i;
@@ -1024,8 +1011,8 @@ int repl_restore(const char *path, const struct repl_config *c, int progress,
 	if (other) {
 		char a[33], b[33];
 
-		hex_of(best.uuid, a);
-		hex_of(seen.uuid, b);
+		proto_uuid_hex(best.uuid, a);
+		proto_uuid_hex(seen.uuid, b);
 		st = err_set(BTD_ERR_INVAL, "restore: the nodes hold images of two different pools "
 			     "that were at %s (uuid %s, epoch %llu; uuid %s, epoch %llu): choose one "
 			     "with --uuid, and drop the other with btd memd --drop", full, a,

@@ -17,7 +17,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
@@ -81,7 +80,7 @@ static int restore_if_missing(const struct settings *s, const char *path)
 	repl_config_of(s, &c);
 	if (!c.nodes[0] || !restore_allowed || !stat(path, &sb) || errno != ENOENT)
 		return 0;
-	st = repl_restore(path, &c, isatty(2) || getenv("BTD_PROGRESS"), &secs, &bytes);
+	st = repl_restore(path, &c, isatty(2), &secs, &bytes);
 	if (st == BTD_ERR_NOENT)
 		return 0;
 	if (!st)

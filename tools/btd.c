@@ -33,9 +33,9 @@ static void usage(FILE *f)
 		"             repaired), 2 not a usable pool\n"
 		"  restore POOL --from HOST:PORT[,HOST:PORT...] [--key FILE] [--uuid UUID]\n"
 		"             rebuild a lost pool from the newest consistent image the memory\n"
-		"             nodes hold of it (the key file defaults to BTD_KEY_FILE; --uuid:\n"
-		"             the image of that pool, whatever path it had); the next open\n"
-		"             recovers it as after a crash\n"
+		"             nodes hold of it (--from and --key default to BTD_REPLICAS and\n"
+		"             BTD_KEY_FILE; --uuid: the image of that pool, whatever path it\n"
+		"             had); the next open recovers it as after a crash\n"
 		"  memd --pool PATH --list | --drop UUID|CLIENT-POOL\n"
 		"             the leases of a stopped node, or free one\n"
 		"  memd --pool PATH --listen [ADDR:]PORT --key FILE [--size SIZE] [-v]\n"
@@ -191,7 +191,9 @@ static int cmd_restore(int argc, char **argv)
 			pool = a;
 		}
 	}
-	if (!pool || !from) {
+	if (!from)
+		from = getenv("BTD_REPLICAS"); /* as --key defaults to BTD_KEY_FILE */
+	if (!pool || !from || !*from) {
 		fprintf(stderr, "btd restore: give the pool and the memory nodes: btd restore "
 			"POOL --from HOST:PORT[,HOST:PORT...] [--key FILE]\n");
 		return 2;
@@ -202,7 +204,9 @@ static int cmd_restore(int argc, char **argv)
 	int st = repl_restore(pool, &c, isatty(2) || getenv("BTD_PROGRESS"), &secs, &bytes);
 
 	if (st) {
-		fprintf(stderr, "btd restore: %s\n", btd_last_error());
+		const char *why = btd_last_error();
+
+		fprintf(stderr, "btd %s%s\n", strncmp(why, "restore: ", 9) ? "restore: " : "", why);
 		return st == BTD_ERR_NOENT || st == BTD_ERR_BUSY || st == BTD_ERR_INVAL ? 1 : 2;
 	}
 	printf("btd restore: %s restored: %.1f MiB in %.3f s (%.0f MiB/s); its next open "
