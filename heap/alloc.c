@@ -31,8 +31,18 @@ static void *large_alloc(size_t n, size_t align)
 		return NULL;
 	}
 	pthread_mutex_lock(&heap.lock);
-	size_t page = run_take(np + extra);
+	size_t page = large_retained(np, align > POOL_PAGE ? align : 0);
 
+	if (page != SIZE_MAX) { /* live already: no descriptor to write */
+		heap_bit_set(heap.pool.data + page * POOL_PAGE);
+		pthread_mutex_unlock(&heap.lock);
+		return heap.pool.data + page * POOL_PAGE;
+	}
+	page = run_take(np + extra);
+	if (page == SIZE_MAX && (heap.nempty || heap.nidle)) {
+		retain_drop_all(); /* full: what is retained goes back first */
+		page = run_take(np + extra);
+	}
 	if (page == SIZE_MAX) {
 		pthread_mutex_unlock(&heap.lock);
 		errno = ENOMEM;
@@ -66,11 +76,15 @@ static void large_free(size_t page, page_entry e)
 	uint64_t *w = heap_bitword(heap.pool.data + page * POOL_PAGE, &bit);
 
 	pthread_mutex_lock(&heap.lock);
-	if (heap.pagemap[page] != e) {
+	if (heap.pagemap[page] != e || PAGE_IS_LARGE_IDLE(e)) {
 		pthread_mutex_unlock(&heap.lock);
 		heap_misuse("free", heap.pool.data + page * POOL_PAGE);
 	}
 	*w &= ~((uint64_t)1 << bit);
+	if (large_retain(page, np)) {
+		pthread_mutex_unlock(&heap.lock);
+		return;
+	}
 	space_tick();
 	CRASH_POINT(CRASH_LARGE_RETIRE);
 	run_retire(page, np);
@@ -154,7 +168,7 @@ static inline struct slab *block_slab(const void *p, const char *what, page_entr
 	if (unlikely(!e))
 		heap_misuse(what, p);
 	if (PAGE_IS_LARGE(e)) {
-		if (unlikely((uintptr_t)p & (POOL_PAGE - 1)))
+		if (unlikely(((uintptr_t)p & (POOL_PAGE - 1)) || PAGE_IS_LARGE_IDLE(e)))
 			heap_misuse(what, p);
 		return NULL;
 	}

@@ -47,18 +47,21 @@ static void check_runs(struct checker *c)
 
 		if (PAGE_IS_LARGE(e)) {
 			n = PAGE_LARGE_PAGES(e);
-			if (d != desc_make_large(n, pg))
+			if (PAGE_IS_LARGE_IDLE(e) ? d != desc_make_free(n, pg) : d != desc_make_large(n, pg))
 				FAIL(c, "large run at page %zu: descriptor %llx, page map %zu pages",
 				     pg, (unsigned long long)d, n);
-			if (!bit_set(p->data + pg * POOL_PAGE))
+			if (!PAGE_IS_LARGE_IDLE(e) && !bit_set(p->data + pg * POOL_PAGE))
 				FAIL(c, "large run at page %zu is live without its bitmap bit", pg);
+			if (PAGE_IS_LARGE_IDLE(e) && bit_set(p->data + pg * POOL_PAGE))
+				FAIL(c, "retained large run at page %zu has its bitmap bit", pg);
 		} else {
 			struct slab *s = (struct slab *)e;
 
 			n = SLAB_PAGES;
 			if (s->start != p->data + pg * POOL_PAGE)
 				FAIL(c, "page %zu maps to a slab starting elsewhere", pg);
-			if (d != desc_make_slab(s->cls, SLAB_PAGES, pg))
+			if (s->list == LIST_RETAINED ? d != desc_make_free(SLAB_PAGES, pg) :
+			    d != desc_make_slab(s->cls, SLAB_PAGES, pg))
 				FAIL(c, "slab at page %zu: descriptor %llx, class %u", pg,
 				     (unsigned long long)d, s->cls);
 		}
@@ -91,6 +94,10 @@ static void check_walk(struct checker *c)
 
 	while (desc_walk_next(&w, &r)) {
 		page_entry e = r.page < heap.top ? heap.pagemap[r.page] : 0;
+
+		if (e && (PAGE_IS_LARGE(e) ? PAGE_IS_LARGE_IDLE(e) :
+			  ((struct slab *)e)->list == LIST_RETAINED))
+			e = 0; /* retained: released in the pool (retain.c) */
 		size_t n = !e ? 0 : PAGE_IS_LARGE(e) ? PAGE_LARGE_PAGES(e) : SLAB_PAGES;
 
 		if (n != r.npages)

@@ -80,7 +80,9 @@ int heap_attach(void)
 	heap.ftag = heap_internal_map(np * sizeof(uint32_t));
 	heap.fnext = heap_internal_map(np * sizeof(uint32_t));
 	heap.fprev = heap_internal_map(np * sizeof(uint32_t));
-	if (!heap.pagemap || !heap.ftag || !heap.fnext || !heap.fprev) {
+	heap.desc_dirty_bytes = ((np + DESC_PER_PAGE - 1) / DESC_PER_PAGE + 63) / 64 * 8;
+	heap.desc_dirty = heap_internal_map(heap.desc_dirty_bytes);
+	if (!heap.pagemap || !heap.ftag || !heap.fnext || !heap.fprev || !heap.desc_dirty) {
 		heap_detach();
 		return err_set(BTD_ERR_NOMEM, "cannot map the heap's page tables (%zu pages)", np);
 	}
@@ -141,11 +143,19 @@ void heap_detach(void)
 		munmap(heap.fnext, np * sizeof(uint32_t));
 	if (heap.fprev)
 		munmap(heap.fprev, np * sizeof(uint32_t));
+	if (heap.desc_dirty)
+		munmap(heap.desc_dirty, heap.desc_dirty_bytes);
+	heap.desc_dirty = NULL;
 	heap.pagemap = NULL;
 	heap.ftag = heap.fnext = heap.fprev = NULL;
 	space_fini();
 	for (unsigned c = 0; c < HEAP_CLASSES; c++)
-		heap.partial[c] = NULL;
+		heap.partial[c] = heap.empty[c] = NULL;
+	heap.empty_mask = 0;
+	heap.nempty = heap.nidle = 0;
+	memset(heap.idle, 0, sizeof(heap.idle)); /* 0: empty (page 0 is never idle-linked) */
+	heap.idle_pages = 0;
+	heap.npend = 0;
 	theap_forget();
 }
 
@@ -194,6 +204,7 @@ static void heap_collect_remote(int all)
  * persists must be exact, and free pages go back to the file system. */
 void heap_quiesce(void)
 {
+	retain_drop_all();
 	heap_collect_remote(1);
 	space_purge_all();
 	heap.open = 0;
@@ -208,6 +219,7 @@ void heap_quiesce(void)
 int heap_freeze(void)
 {
 	heap_frozen = 1;
+	retain_drop_all();
 	space_purge_all(); /* free pages only: live blocks stay for the destructors */
 	if (heap.threads == 0 || (heap.threads == 1 && theap_mine())) {
 		heap_collect_remote(1);
@@ -230,6 +242,7 @@ void heap_stats(struct heap_stats *st)
 	pthread_mutex_lock(&heap.lock);
 	heap_collect_remote(0);
 	st->pages_top = heap.top;
+	st->pages_retained = heap.idle_pages + (uint64_t)heap.nempty * SLAB_PAGES;
 	st->pages_total = heap.pool.npages;
 	space_stats(st);
 	for (size_t pg = 0; pg < heap.top;) {

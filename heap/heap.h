@@ -27,6 +27,11 @@ void heap_ready(void);         /* after recovery: allocation may start */
 void heap_detach(void);        /* the DRAM tables and slabs dropped */
 void heap_lock(void);
 void heap_unlock(void);
+/* Persist the run descriptors changed in place since the last durability
+ * point (retain.c): every durability point calls it before it persists
+ * data, so that a block is never durably reachable before its slab's
+ * class is durable.  One relaxed load when there are none. */
+void heap_desc_sync(void);
 void heap_quiesce(void);       /* (locked) before a clean close */
 int heap_freeze(void);         /* (locked) at exit; 1: no other thread allocates */
 /* No more allocation from the pool: a fork child (fork.c), or exit. */
@@ -60,6 +65,7 @@ void heap_fork_child(void);
 struct heap_stats {
 	uint64_t pages_used, pages_top, pages_total;
 	uint64_t slabs, large_runs;
+	uint64_t pages_retained;      /* in runs kept empty for reuse (retain.c) */
 	uint64_t small_live, small_live_bytes;
 	/* Free pages and the file system (see space.c). */
 	uint64_t pages_free_backed;   /* free pages the file still holds */

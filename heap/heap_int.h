@@ -39,33 +39,45 @@
 #define HEAP_SMALL_MAX 16384u
 #define SLAB_PAGES 16u
 #define SLAB_BYTES (SLAB_PAGES * POOL_PAGE)
+#define HEAP_EMPTY_MAX 128u        /* empty slabs retained (8 MiB) */
+#define HEAP_IDLE_BINS 512u        /* freed large runs retained up to 2 MiB each ... */
+#define HEAP_IDLE_PAGES 16384u     /* ... and 64 MiB in all */
+#define DESC_PER_PAGE (POOL_PAGE / sizeof(uint64_t)) /* descriptors per page of them */
 
 struct theap;
 
 struct slab {
-	char *start;               /* first block (the slab's first page) */
-	uint32_t cls;
-	uint32_t size;             /* block size */
-	uint32_t nblocks;
+	/* The owner's line: written on every allocation and local free. */
+	void *free;                /* local free list: the owner's */
 	uint32_t used;             /* blocks allocated, as the owner counts */
 	uint32_t bump;             /* blocks at and above this were never handed out */
 	uint32_t rebuild;          /* free list to be built from the bitmap */
-	void *free;                /* local free list: the owner's */
-	void *_Atomic xfree;       /* frees from other threads */
-	_Atomic int state;         /* slab_state of heap.c */
 	uint32_t list;             /* the owner's list it is on (owner only) */
-	struct theap *owner;       /* NULL: parked on the heap's partial list */
+	uint32_t cls;
+	uint32_t size;             /* block size */
+	uint32_t nblocks;
+	char *start;               /* first block (the slab's first page) */
 	struct slab *next, *prev;  /* on that list */
+	/* The shared line: what other threads read and write on a remote
+	 * free.  Apart from the owner's line, so that a producer's
+	 * allocations and its consumer's frees do not bounce one line. */
+	_Alignas(64) struct theap *owner; /* NULL: parked on the heap's partial list */
+	void *_Atomic xfree;       /* frees from other threads */
+	_Atomic int state;         /* slab_state below */
 	struct slab *dnext;        /* on the owner's delayed list */
 };
+_Static_assert(sizeof(struct slab) == 128, "struct slab: two cache lines");
 
 /* The page map: per data page, what lives there.  A slab's 16 pages all
- * point at it; a large run's first page holds (npages << 1) | 1; other
- * pages hold 0. */
+ * point at it; a large run's first page holds (npages << 2) | 1, or
+ * (npages << 2) | 3 while the run is retained with no block in it
+ * (retain.c); other pages hold 0.  (Recovery marks pages with | 2.) */
 typedef uintptr_t page_entry;
 #define PAGE_IS_LARGE(e) ((e) & 1)
-#define PAGE_LARGE(n) (((uintptr_t)(n) << 1) | 1)
-#define PAGE_LARGE_PAGES(e) ((e) >> 1)
+#define PAGE_LARGE(n) (((uintptr_t)(n) << 2) | 1)
+#define PAGE_LARGE_IDLE(n) (((uintptr_t)(n) << 2) | 3)
+#define PAGE_IS_LARGE_IDLE(e) (((e) & 3) == 3)
+#define PAGE_LARGE_PAGES(e) ((e) >> 2)
 
 struct theap {
 	struct slab *cur[HEAP_CLASSES];     /* the slab each class allocates from */
@@ -91,6 +103,20 @@ struct heap {
 	struct slab *partial[HEAP_CLASSES]; /* slabs no thread owns, with free blocks */
 	struct slab *slab_free;    /* spare slab structs */
 	unsigned threads;          /* theaps in use */
+	/* Retained runs (retain.c): live in the pool, empty, kept for reuse. */
+	struct slab *empty[HEAP_CLASSES]; /* empty slabs by class */
+	uint64_t empty_mask;       /* classes with an empty slab */
+	unsigned nempty;
+	uint32_t idle[HEAP_IDLE_BINS + 1]; /* freed large runs by pages, linked
+				    * through fnext/fprev at their heads */
+	unsigned nidle;
+	size_t idle_pages;
+	uint64_t retain_used;      /* space_now() of the last retain or reuse */
+	/* Descriptors changed in place, not yet persisted (retain.c): a bit
+	 * per page of the descriptor array (512 pool pages). */
+	uint64_t *desc_dirty;
+	size_t desc_dirty_bytes;
+	int _Atomic npend;         /* some bit is set */
 };
 
 /* SLAB STATES (atomic, for the hand-over between an owner and the threads
@@ -110,7 +136,7 @@ struct heap {
 enum slab_state { SLAB_ACTIVE, SLAB_FULL, SLAB_NOTIFIED, SLAB_PARKED };
 
 /* Which of its owner's lists a slab is on (owner only). */
-enum slab_list { LIST_NONE, LIST_PARTIAL, LIST_FULL };
+enum slab_list { LIST_NONE, LIST_PARTIAL, LIST_FULL, LIST_RETAINED /* retain.c */ };
 
 extern struct heap heap;
 
@@ -154,6 +180,15 @@ void slab_collect(struct slab *s);                  /* remote frees to the local
 void slab_rebuild(struct slab *s);                  /* the local list from the bitmap */
 void slab_carve(struct slab *s);                    /* never-used blocks to the list */
 
+/* retain.c: runs kept live while empty, so that churn makes none; the
+ * caller holds heap.lock, except for heap_desc_sync (heap.h). */
+void slab_retain(struct slab *s);                   /* an empty slab, kept */
+struct slab *slab_retained(unsigned cls);           /* one for cls, or NULL */
+int large_retain(size_t page, size_t npages);       /* 1: kept */
+size_t large_retained(size_t npages, size_t align); /* its page, or SIZE_MAX */
+void retain_drop_all(void);                         /* release them all */
+void run_desc_defer(size_t page, uint64_t d);       /* persisted at the next point */
+
 /* theap.c */
 extern BTD_TLS struct theap *tls_theap;
 struct theap *theap_get(void);
@@ -176,6 +211,7 @@ void space_fini(void);
 void space_freed(size_t page, size_t npages);
 int space_take(size_t page, size_t npages);   /* back holes before use; BTD_OK or a status */
 void space_tick(void);                /* the decay clock: punch what aged */
+uint64_t space_now(void);             /* the decay clock's coarse ns */
 void space_purge_all(void);           /* punch every free page now */
 size_t space_next(size_t from, size_t end, int hole); /* first page that is (not) a hole */
 void space_stats(struct heap_stats *st);

@@ -10,6 +10,7 @@
 #include "../common/error.h"
 #include "../common/log.h"
 #include "btd.h"
+#include "heap.h"
 #include "heap_int.h"
 #include "pmem.h"
 #include "tx.h"
@@ -127,6 +128,7 @@ int roots_set(const char *name, const void *p)
 		pthread_mutex_unlock(&roots_lock);
 		return ret;
 	}
+	heap_desc_sync(); /* what p lies in, before p is durable */
 	CRASH_POINT(CRASH_ROOT_SET);
 	if (r && p) { /* one 8-byte store */
 		__atomic_store_n(&r->ptr, word, __ATOMIC_RELEASE);

@@ -295,13 +295,30 @@ static void purge(uint64_t now, int all)
 
 void space_tick(void)
 {
-	if (!sp.backed_free)
+	if (!sp.backed_free && !heap.nempty && !heap.nidle)
 		return; /* nothing to give back: not even a clock read */
 	uint64_t now = coarse_ns();
 
 	if (now - sp.last_tick < SPACE_DECAY_NS)
 		return;
-	purge(now, now - sp.newest_free >= SPACE_DECAY_NS);
+	int all = now - sp.newest_free >= SPACE_DECAY_NS;
+
+	/* Runs retained (retain.c) and not used for a whole period go too,
+	 * as pages freed that long ago. */
+	if ((heap.nempty || heap.nidle) && now - heap.retain_used >= SPACE_DECAY_NS) {
+		uint64_t newest = sp.newest_free;
+
+		sp.last_tick = now; /* the releases below tick no deeper */
+		retain_drop_all();
+		sp.newest_free = newest;
+		all = 1;
+	}
+	purge(now, all);
+}
+
+uint64_t space_now(void)
+{
+	return coarse_ns();
 }
 
 void space_purge_all(void)

@@ -157,10 +157,12 @@ static struct slab *theap_slab_acquire(struct theap *t, unsigned cls)
 		slab_collect(s);
 		if (s->used || !heap.partial[cls])
 			break;
-		slab_release(s);
+		slab_retain(s);
 	}
-	if (!s && (s = slab_make(cls)))
-		s->bump = 0;
+	if (!s)
+		s = slab_retained(cls);
+	if (!s)
+		s = slab_make(cls);
 	if (s) {
 		__atomic_store_n(&s->owner, t, __ATOMIC_RELAXED);
 		atomic_store(&s->state, SLAB_ACTIVE);
@@ -222,12 +224,13 @@ BTD_NOINLINE void theap_slab_unfull(struct theap *t, struct slab *s)
 	}
 }
 
-/* An empty slab on the partial list goes back to the pages. */
+/* An empty slab on the partial list goes to the heap's retained ones. */
 BTD_NOINLINE void theap_slab_drop(struct theap *t, struct slab *s)
 {
 	theap_list_del(t, s);
 	pthread_mutex_lock(&heap.lock);
-	slab_release(s);
+	slab_collect(s); /* nothing, or misuse: it has no live block */
+	slab_retain(s);
 	pthread_mutex_unlock(&heap.lock);
 }
 

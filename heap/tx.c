@@ -454,6 +454,7 @@ int tx_commit(void)
 	}
 	int flushed = 0;
 
+	heap_desc_sync(); /* the classes of slabs recut for its blocks, first */
 	for (size_t i = 0; i < t->ents.len; i++) {
 		if (!CRASH_DROPPED(CRASH_DROP_TX_COMMIT))
 			pmem_flush_why(t->ents.v[i].p, t->ents.v[i].n, PMEM_WHY_TX);

@@ -218,10 +218,15 @@ static inline int mark(struct mark_stack *st, uintptr_t v)
 		e = heap.pagemap[page];
 	}
 	if (PAGE_IS_LARGE(e)) {
+		if (PAGE_IS_LARGE_IDLE(e))
+			return 0; /* retained (the audit of an open heap): no block */
 		b = heap.pool.data + page * POOL_PAGE;
 	} else {
 		struct slab *s = (struct slab *)e;
 		uint64_t off = v - (uintptr_t)s->start;
+
+		if (s->list == LIST_RETAINED)
+			return 0; /* likewise */
 		uint64_t idx = (off * class_recip[s->cls]) >> 32;
 
 		if (idx >= s->nblocks)

@@ -438,6 +438,7 @@ int btd_persist(const void *p, size_t n)
 	open_if_pointed_at(p);
 	if (!in_pool(p, n))
 		return err_set(BTD_ERR_INVAL, "btd_persist(%p, %zu): not inside the pool", p, n);
+	heap_desc_sync();
 	pmem_persist_why(p, n, PMEM_WHY_USER);
 	return durable("btd_persist");
 }
@@ -447,6 +448,7 @@ void *btd_memcpy(void *dst, const void *src, size_t n)
 	open_if_pointed_at(dst);
 	if (!in_pool(dst, n))
 		return memcpy(dst, src, n);
+	heap_desc_sync();
 	pmem_copy_persist(dst, src, n, PMEM_WHY_USER);
 	if (durable("btd_memcpy"))
 		errno = EIO; /* it returns dst: the reason is in btd_last_error() */
@@ -458,6 +460,7 @@ void *btd_memset(void *dst, int c, size_t n)
 	open_if_pointed_at(dst);
 	memset(dst, c, n);
 	if (in_pool(dst, n)) {
+		heap_desc_sync();
 		pmem_persist_why(dst, n, PMEM_WHY_USER);
 		if (durable("btd_memset"))
 			errno = EIO;
@@ -471,6 +474,7 @@ int btd_sync(void)
 
 	if (st)
 		return st;
+	heap_desc_sync();
 	pmem_persist_why(heap.pool.data, heap.pool.heap_top * POOL_PAGE, PMEM_WHY_USER);
 	return durable("btd_sync");
 }

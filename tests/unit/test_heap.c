@@ -594,3 +594,116 @@ Test(gc, reopening_does_not_grow)
 	cr_assert_lt(resident_bytes() - before, MiB / 2, "grew by %zu bytes in 390 opens",
 		     resident_bytes() - before);
 }
+
+/* Issue 10: a program whose footprint is stable makes no run once warm
+ * (retain.c), so it persists nothing: no msync on a pool that is not pmem. */
+static void churn_round(void **ps, unsigned n, uint64_t *rng)
+{
+	for (unsigned i = 0; i < n; i++) {
+		*rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
+		unsigned r = (unsigned)(*rng >> 33);
+		size_t sz = r % 16 == 0 ? 16384 + r % (600 << 10) : 16 + r % 2000;
+
+		ps[i] = heap_malloc(sz);
+		cr_assert_not_null(ps[i]);
+		memset(ps[i], (int)i, 16);
+	}
+	for (unsigned i = n; i-- > 0;)
+		heap_free(ps[i]);
+}
+
+Test(heap, steady_churn_persists_nothing_once_warm)
+{
+	static void *ps[3000];
+
+	for (int round = 0; round < 3; round++) { /* warm: the same sizes each round */
+		uint64_t rng = 42;
+
+		churn_round(ps, 3000, &rng);
+	}
+	struct pmem_counts before = pmem_counts();
+
+	for (int round = 0; round < 30; round++) {
+		uint64_t rng = 42;
+
+		churn_round(ps, 3000, &rng);
+	}
+	struct pmem_counts after = pmem_counts();
+
+	for (unsigned w = 0; w < PMEM_WHY_COUNT; w++)
+		cr_assert_eq(after.drains[w], before.drains[w], "drains of kind %u: %llu more", w,
+			     (unsigned long long)(after.drains[w] - before.drains[w]));
+	cr_assert_eq(heap_check(2), 0);
+}
+
+Test(heap, a_recut_slab_persists_its_class_at_the_next_durability_point)
+{
+	static void *ps[3 * SLAB_BYTES / 64];
+	unsigned n = 3 * SLAB_BYTES / 64;
+
+	/* Three slabs of 64 B, then all free: the thread keeps its current
+	 * slab and one on its partial list; the other is retained. */
+	for (unsigned i = 0; i < n; i++)
+		ps[i] = heap_malloc(64);
+	for (unsigned i = 0; i < n; i++)
+		heap_free(ps[i]);
+	cr_assert_eq(heap.nempty, 1);
+	struct slab *kept = heap.empty[size_class(64)];
+
+	cr_assert_not_null(kept);
+	cr_assert_eq(heap_check(2), 0);
+	/* A class with no slab takes the empty one, cut anew in place, and
+	 * persists nothing until a durability point. */
+	struct pmem_counts before = pmem_counts();
+	void *q = heap_malloc(3000);
+	struct pmem_counts after = pmem_counts();
+
+	cr_assert_eq((page_entry)kept, heap.pagemap[pool_page_of(&heap.pool, q)], "reused");
+	cr_assert_eq(after.drains[PMEM_WHY_DESC], before.drains[PMEM_WHY_DESC]);
+	cr_assert_eq(heap.npend, 1);
+	cr_assert_eq(heap_check(2), 0); /* the pool's descriptor says the new class */
+	cr_assert_eq(btd_persist(q, 64), 0); /* a durability point */
+	cr_assert_eq(heap.npend, 0);
+	cr_assert_eq(pmem_counts().drains[PMEM_WHY_DESC], after.drains[PMEM_WHY_DESC] + 1);
+	heap_free(q);
+	cr_assert_eq(heap_check(2), 0);
+}
+
+Test(heap, a_full_pool_releases_retained_runs)
+{
+	static void *ps[512];
+	unsigned n = 0;
+
+	while (n < 512 && (ps[n] = heap_malloc(1 * MiB - 4096)))
+		n++;
+	cr_assert_gt(n, 100);
+	for (unsigned i = 0; i < n; i++)
+		heap_free(ps[i]); /* 64 MiB of them retained */
+	cr_assert_gt(heap.nidle, 0);
+	/* Only the whole pool serves this: the retained runs must go back. */
+	void *big = heap_malloc((size_t)(n - 2) * MiB);
+
+	cr_assert_not_null(big, "%s", btd_last_error());
+	cr_assert_eq(heap.nidle, 0);
+	heap_free(big);
+	cr_assert_eq(heap_check(2), 0);
+}
+
+Test(heap, a_clean_close_leaves_no_empty_run)
+{
+	static void *ps[12000];
+
+	for (unsigned i = 0; i < 12000; i++)
+		ps[i] = heap_malloc(i % 10 ? 48 : 40000);
+	for (unsigned i = 0; i < 12000; i++)
+		heap_free(ps[i]);
+	cr_assert(heap.nempty > 0 && heap.nidle > 0);
+	store_close();
+	cr_assert_eq(store_open(path, 256 * MiB, GC_AUTO, NULL), 0, "%s", btd_last_error());
+	struct heap_stats st;
+
+	heap_stats(&st);
+	cr_assert_eq(st.slabs, 0, "%llu slabs", (unsigned long long)st.slabs);
+	cr_assert_eq(st.large_runs, 0);
+	cr_assert_eq(heap_check(2), 0);
+}
