@@ -12,6 +12,10 @@
  *            steps, the new tail touched each time, then freed
  *   aligned  posix_memalign / aligned_alloc / memalign, alignments 16-4096,
  *            sizes 16 B - 8 KiB, a window of live blocks freed at random
+ *   calls    call-bound churn: 256 live slots, each iteration frees one and
+ *            allocates 16-416 B (1 in 64 up to 8 KiB) with one store into it,
+ *            so the time is the malloc/free pair itself; one thread
+ *   calls2   the same in two threads, each with its own slots
  *
  * Prints one line:
  *	workload=<name> seconds=<wall> maxrss_kib=<peak RSS> checksum=<hex>
@@ -340,6 +344,77 @@ static uint64_t run_aligned(long iters)
 	return sum;
 }
 
+/* ---- calls ---- */
+
+#define CALLS_SLOTS 256
+
+/* 16..416 B in 16 B steps, and 1 in 64 up to 8 KiB. */
+static inline size_t calls_size(uint64_t *s)
+{
+	uint64_t r = rng_next(s);
+
+	if (!(r & 63))
+		return 16 + (size_t)((r >> 8) & 8191) % 8177;
+	return 16 + 16 * (size_t)((r >> 8) % 26);
+}
+
+struct calls_thread {
+	long iters;
+	uint64_t seed;
+	uint64_t sum;
+};
+
+static void *calls_main(void *arg)
+{
+	struct calls_thread *ct = arg;
+	unsigned char *slot[CALLS_SLOTS] = { 0 };
+	uint64_t s = ct->seed, sum = 0;
+
+	for (long it = 0; it < ct->iters; it++) {
+		size_t i = (size_t)it & (CALLS_SLOTS - 1);
+
+		if (slot[i])
+			sum += slot[i][0];
+		free(slot[i]);
+		slot[i] = xmalloc(calls_size(&s));
+		slot[i][0] = (unsigned char)it;
+	}
+	for (size_t i = 0; i < CALLS_SLOTS; i++)
+		free(slot[i]);
+	ct->sum = sum;
+	return NULL;
+}
+
+static uint64_t run_calls_n(long iters, int nthreads)
+{
+	struct calls_thread ct[2];
+	pthread_t th[2];
+	uint64_t sum = 0;
+
+	for (int t = 0; t < nthreads; t++) {
+		ct[t] = (struct calls_thread){ iters, 0x9E3779B97F4A7C15ULL * (uint64_t)(t + 1), 0 };
+		if (pthread_create(&th[t], NULL, calls_main, &ct[t])) {
+			fprintf(stderr, "malloc_bench: pthread_create failed\n");
+			exit(2);
+		}
+	}
+	for (int t = 0; t < nthreads; t++) {
+		pthread_join(th[t], NULL);
+		sum += ct[t].sum;
+	}
+	return sum;
+}
+
+static uint64_t run_calls(long iters)
+{
+	return run_calls_n(iters, 1);
+}
+
+static uint64_t run_calls2(long iters)
+{
+	return run_calls_n(iters, 2);
+}
+
 /* ---- main ---- */
 
 struct workload {
@@ -353,6 +428,8 @@ static const struct workload workloads[] = {
 	{ "larson", run_larson, 30000000 },
 	{ "realloc", run_realloc, 130000 },
 	{ "aligned", run_aligned, 5000000 },
+	{ "calls", run_calls, 50000000 },
+	{ "calls2", run_calls2, 50000000 },
 };
 
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))

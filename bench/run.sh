@@ -24,7 +24,7 @@ root=$(dirname "$script_dir")
 
 runs=5
 build=build
-workloads=(churn larson realloc aligned)
+workloads=(churn larson realloc aligned calls calls2)
 allocs=(glibc jemalloc btd)
 
 usage() {

@@ -21,7 +21,7 @@
  *   memalign                 align rounded up to a power of two (as glibc)
  *   valloc, pvalloc          page-aligned; pvalloc rounds the size up to
  *                            whole pages, and pvalloc(0) is one page
- *   free                     keeps errno */
+ *   free                     keeps errno (route.h: no save, a tail call) */
 #include <errno.h>
 #include <malloc.h>
 #include <stdint.h>
@@ -66,7 +66,7 @@ void *ENTRY(calloc)(size_t count, size_t n)
 		return NULL;
 	}
 	if (unlikely(total >= route_min))
-		return route_alloc_slow(ENTRY_CALLOC, total, 0, 1, ROUTE_CALLER);
+		return route_alloc_past_min(ENTRY_CALLOC, total, 0, 1, ROUTE_CALLER);
 	return transient.calloc(1, total);
 }
 
@@ -111,7 +111,7 @@ int ENTRY(posix_memalign)(void **out, size_t align, size_t n)
 		return transient.posix_memalign(out, align, n);
 	if (unlikely(!is_pow2(align) || align % sizeof(void *)))
 		return EINVAL;
-	void *p = route_alloc_slow(ENTRY_POSIX_MEMALIGN, n, align, 0, ROUTE_CALLER);
+	void *p = route_alloc_past_min(ENTRY_POSIX_MEMALIGN, n, align, 0, ROUTE_CALLER);
 
 	if (unlikely(!p))
 		return ENOMEM;

@@ -45,23 +45,19 @@
 #include "sites.h"
 #include "stats.h"
 
-struct route route = { .own_lo = 0, .own_span = UINTPTR_MAX };
+struct route route = { .own_lo = 0, .own_span = UINTPTR_MAX, .direct_min = SIZE_MAX };
 
 BTD_TLS size_t route_min;
-
-/* > 0 while this thread runs btd's own code: its allocations go transient
- * (invariant 6, the allocator never allocates through itself). */
-static BTD_TLS unsigned tls_depth;
+BTD_TLS unsigned route_depth;
+/* Set at this thread's first slow path after the constructor: jemalloc's
+ * arenas made so far have the errno-keeping hooks (transient.c). */
+static BTD_TLS unsigned char tls_arenas_guarded;
 /* btd_tag_begin nesting of this thread. */
 static BTD_TLS unsigned tls_tagged;
 
 static int ready;
 static int stats_on;
 static size_t min_global = SIZE_MAX; /* the threshold of an untagged thread */
-/* Sizes from here up go straight to the open heap, skipping the general
- * decision: set when the pool opens under `all` or `large`, with no stats
- * and no call-site tagging to attend to. */
-static size_t direct_min = SIZE_MAX;
 
 /* The persistent heap for routing: 0 not tried yet, 1 open, -1 unavailable
  * (failed to open, held by the process tree, not this program's, a fork
@@ -74,12 +70,12 @@ struct interpose_counters interpose_counters;
 
 void interpose_enter(void)
 {
-	tls_depth++;
+	route_depth++;
 }
 
 void interpose_leave(void)
 {
-	tls_depth--;
+	route_depth--;
 }
 
 /* The slow path the thread's next call takes sets its threshold again. */
@@ -283,10 +279,12 @@ static int heap_start(const char *cfg_pool, size_t cfg_size, int for_api)
 	if (!stats_on) {
 		__atomic_store_n(&route.own_lo, lo, __ATOMIC_RELAXED);
 		__atomic_store_n(&route.own_span, len, __ATOMIC_RELEASE);
+		/* Sizes from here up go straight from the entry points to
+		 * the open heap (route.h): nothing but the size decides. */
 		if (!s->tag_sites[0] && s->policy == POLICY_ALL)
-			direct_min = 0;
+			__atomic_store_n(&route.direct_min, 0, __ATOMIC_RELAXED);
 		else if (!s->tag_sites[0] && s->policy == POLICY_LARGE)
-			direct_min = s->large_min;
+			__atomic_store_n(&route.direct_min, s->large_min, __ATOMIC_RELAXED);
 	}
 	__atomic_store_n(&min_global, policy_min(), __ATOMIC_RELAXED);
 	log_msg(LOG_INFO, "pool %s open at %p (%zu MiB reserved)%s%s", path, (void *)lo,
@@ -374,24 +372,29 @@ static void *transient_alloc(size_t n, size_t align, int zero)
 	return zero ? transient.calloc(1, n) : transient.malloc(n);
 }
 
+/* Before this thread's first allocation from jemalloc after the
+ * constructor: the arenas made since have the errno-keeping hooks. */
+static inline void thread_guard_arenas(void)
+{
+	if (unlikely(!tls_arenas_guarded) && ready) {
+		tls_arenas_guarded = 1;
+		transient_guard_arenas();
+	}
+}
+
+/* The entry points tried the heap already when route_direct(n) (route.h);
+ * a second try here, when that one failed, is the fallback's. */
 void *route_alloc_slow(enum entry e, size_t n, size_t align, int zero, const void *caller)
 {
-	/* The persistent fast path: the pool is open and nothing but the size
-	 * decides.  btd's own allocations (tls_depth) stay transient. */
-	if (likely(n >= direct_min && !tls_depth)) {
-		void *p = align ? heap_aligned(align, n) : zero ? heap_calloc(n) : heap_malloc(n);
-
-		if (likely(p))
-			return p;
-	}
-	if (tls_depth) {
+	thread_guard_arenas();
+	if (route_depth) {
 		void *p = transient_alloc(n, align, zero);
 
 		if (p)
 			count(e, ROUTE_BOOTSTRAP, n);
 		return p;
 	}
-	tls_depth++;
+	route_depth++;
 	enum route_kind r = route_decide(n, caller);
 	void *p = NULL;
 
@@ -410,7 +413,7 @@ void *route_alloc_slow(enum entry e, size_t n, size_t align, int zero, const voi
 	}
 	if (p)
 		count(e, r, n);
-	tls_depth--;
+	route_depth--;
 	return p;
 }
 
@@ -439,7 +442,8 @@ void *route_realloc_slow(enum entry e, void *p, size_t n, const void *caller)
 	void *q;
 	enum route_kind r = ROUTE_TRANSIENT;
 
-	tls_depth++;
+	thread_guard_arenas();
+	route_depth++;
 	if (heap_owns(p)) {
 		/* A block keeps its home: persistent stays persistent, unless
 		 * the pool is full (or left, in a fork child), when it moves to
@@ -459,7 +463,7 @@ void *route_realloc_slow(enum entry e, void *p, size_t n, const void *caller)
 			r = ROUTE_BOOTSTRAP;
 		q = transient.realloc(p, n);
 	}
-	tls_depth--;
+	route_depth--;
 	if (!q) {
 		errno = ENOMEM;
 		return NULL;
@@ -470,11 +474,12 @@ void *route_realloc_slow(enum entry e, void *p, size_t n, const void *caller)
 
 void route_free_slow(enum entry e, void *p)
 {
-	/* Once started and without stats, the owned range is the pool's data
-	 * (route.h), so an owned p is a pool block, or misuse that heap_free
-	 * reports.  (realloc(p, 0) comes here with jemalloc's blocks too.)
+	/* With own_lo set, the owned range is the pool's data (route.h), so
+	 * an owned p is a pool block, or misuse that heap_free reports.  (realloc(p, 0) comes here with jemalloc's blocks too.)
 	 * heap_free sets no errno, so there is none to keep. */
-	if (likely(ready && !stats_on && route_owns(p))) {
+	uintptr_t lo = route.own_lo;
+
+	if (likely(lo && (uintptr_t)p - lo < route.own_span)) {
 		heap_free(p);
 		return;
 	}
@@ -521,6 +526,7 @@ int interpose_init(char *const *envp, int secure)
 		sites_init(s->tag_sites);
 	if (transient_bind())
 		problems++;
+	transient_guard_init();
 	stats_on = s->stats;
 	min_global = policy_min();
 	if (!settings_program_allowed(s, program_invocation_short_name)) {
@@ -530,8 +536,8 @@ int interpose_init(char *const *envp, int secure)
 		log_msg(LOG_INFO, "BTD_POOL_PROGRAM=%s does not name %s: no pool, all on "
 			"jemalloc", s->pool_program, program_invocation_short_name);
 	}
-	route.errno_off = (char *)&errno - (char *)__builtin_thread_pointer();
 	ready = 1;
+	tls_arenas_guarded = 1; /* transient_guard_init did this thread's */
 	/* Publish the fast path last. */
 	if (!stats_on)
 		__atomic_store_n(&route.own_span, 0, __ATOMIC_RELEASE);
@@ -577,7 +583,7 @@ void interpose_fork_child(void)
 		interpose_leave();
 	}
 	heap_state = -1;
-	direct_min = SIZE_MAX;
+	route.direct_min = SIZE_MAX;
 	min_global = stats_on ? 0 : SIZE_MAX;
 	thread_refresh();
 	stats_reset();
@@ -587,7 +593,7 @@ void interpose_fork_child(void)
 void interpose_exit(void)
 {
 	if (heap_state > 0) {
-		__atomic_store_n(&direct_min, SIZE_MAX, __ATOMIC_RELAXED);
+		__atomic_store_n(&route.direct_min, SIZE_MAX, __ATOMIC_RELAXED);
 		__atomic_store_n(&heap_state, -1, __ATOMIC_RELEASE);
 		interpose_enter();
 		/* What the policy sent to the pool, the program does not know to

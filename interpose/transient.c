@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <jemalloc/jemalloc.h>
+#include <string.h>
 
 #include "../common/log.h"
 
@@ -142,5 +143,245 @@ int transient_bind(void)
 	__atomic_store_n(&transient.posix_memalign, ops.posix_memalign, __ATOMIC_RELEASE);
 	__atomic_store_n(&transient.usable_size, ops.usable_size, __ATOMIC_RELEASE);
 	bound = 1;
+	return 0;
+}
+
+/* ---- errno across free: jemalloc's extent hooks --------------------------
+ *
+ * glibc's free keeps errno (a promise since 2.33, and programs rely on it);
+ * route_free tail-calls jemalloc's free and saves nothing, so jemalloc's
+ * free must not change errno itself.  Why it does not:
+ *
+ *   - Its fast path (the thread cache) makes no system call.
+ *   - Its slow paths -- a thread cache flush or GC, a large or huge block
+ *     back to its arena, a slab that empties, decay with madvise
+ *     (MADV_DONTNEED, MADV_FREE), an munmap when extents are not retained,
+ *     the arena of a thread in its exit (TSD cleanup, no cache) -- make
+ *     their system calls through the arena's extent hooks (purge_lazy,
+ *     purge_forced, dalloc, decommit, destroy, split, merge).  Every arena
+ *     gets the hooks below, which call jemalloc's default ones and put errno
+ *     back: whatever fails in there (madvise fails with EINVAL on mlock'ed
+ *     pages, MADV_FREE on old kernels) leaves no trace.
+ *   - Its other calls set no errno: mutexes wait in futexes through glibc's
+ *     internal syscalls (return codes, no errno), the decay clock is the
+ *     vDSO's clock_gettime(CLOCK_MONOTONIC), which does not fail, and
+ *     pthread_setspecific returns its error.  A successful system call never
+ *     writes errno.  What remains is a mmap failing for jemalloc's own
+ *     metadata (a thread's first call creating its arena), ENOMEM in a
+ *     process already out of memory.
+ *
+ * Which arenas: jemalloc creates its automatic arenas lazily, with the
+ * default hooks, at the lowest free index (arena_choose_hard), for a
+ * thread's first call.  Every thread's first allocation takes the route's
+ * slow path (route_min starts at 0 in each thread), which calls
+ * transient_guard_arenas() first: the arenas from `guarded` up that exist
+ * get the hooks, before this thread allocates from any of them -- and an
+ * extent only reaches a purge in the arena it was allocated from.  The
+ * constructor covers those made before it; under opt.percpu_arena (arenas
+ * by CPU, not in order) it creates all automatic arenas with the hooks
+ * (writing an absent one's extent_hooks creates it).  jemalloc's huge arena
+ * (sizes from opt.oversize_threshold, 8 MiB, up) is made on demand with the
+ * default hooks and cannot be made through extent_hooks, so the
+ * constructor makes it by moving the thread there and back (thread.arena),
+ * with the zero decay jemalloc gives it (arena_choose_huge), and hooks it.
+ * Not covered: arenas a program makes itself (arenas.create) or gives hooks
+ * of its own; their errno is theirs.  The cost: the hooks run only when
+ * jemalloc maps, splits, merges or purges extents, never per block; and
+ * jemalloc zeroes a recycled extent for calloc with memset instead of
+ * madvise when the hooks are not its own (ehooks_zero). */
+static extent_hooks_t *dflt;
+
+static void *guard_alloc(extent_hooks_t *h, void *addr, size_t size, size_t align,
+			 bool *zero, bool *commit, unsigned ind)
+{
+	int e = errno;
+	void *r = dflt->alloc(dflt, addr, size, align, zero, commit, ind);
+
+	(void)h;
+	errno = e;
+	return r;
+}
+
+static bool guard_dalloc(extent_hooks_t *h, void *addr, size_t size, bool committed,
+			 unsigned ind)
+{
+	int e = errno;
+	bool r = dflt->dalloc(dflt, addr, size, committed, ind);
+
+	(void)h;
+	errno = e;
+	return r;
+}
+
+static void guard_destroy(extent_hooks_t *h, void *addr, size_t size, bool committed,
+			  unsigned ind)
+{
+	int e = errno;
+
+	(void)h;
+	dflt->destroy(dflt, addr, size, committed, ind);
+	errno = e;
+}
+
+/* commit, decommit, purge_lazy and purge_forced share one signature. */
+#define GUARD_RANGE(name)                                                          \
+	static bool guard_##name(extent_hooks_t *h, void *addr, size_t size,       \
+				 size_t off, size_t len, unsigned ind)             \
+	{                                                                          \
+		int e = errno;                                                     \
+		bool r = dflt->name(dflt, addr, size, off, len, ind);              \
+                                                                                   \
+		(void)h;                                                           \
+		errno = e;                                                         \
+		return r;                                                          \
+	}
+GUARD_RANGE(commit)
+GUARD_RANGE(decommit)
+GUARD_RANGE(purge_lazy)
+GUARD_RANGE(purge_forced)
+
+static bool guard_split(extent_hooks_t *h, void *addr, size_t size, size_t a, size_t b,
+			bool committed, unsigned ind)
+{
+	int e = errno;
+	bool r = dflt->split(dflt, addr, size, a, b, committed, ind);
+
+	(void)h;
+	errno = e;
+	return r;
+}
+
+static bool guard_merge(extent_hooks_t *h, void *a, size_t na, void *b, size_t nb,
+			bool committed, unsigned ind)
+{
+	int e = errno;
+	bool r = dflt->merge(dflt, a, na, b, nb, committed, ind);
+
+	(void)h;
+	errno = e;
+	return r;
+}
+
+static extent_hooks_t guard_hooks;
+static extent_hooks_t *guard_hooks_ptr = &guard_hooks;
+
+static size_t mib_hooks[3], mib_decay[3], mib_thread[2];
+static unsigned narenas_auto;
+static unsigned guarded; /* arenas below this index exist and are hooked */
+
+/* Whether arena i exists now.  Not arena.<i>.initialized, which is the
+ * stats' view as of the last epoch; reading an absent arena's decay time
+ * fails with EFAULT. */
+static int arena_exists(unsigned i)
+{
+	ssize_t ms;
+	size_t len = sizeof(ms);
+
+	mib_decay[1] = i;
+	return !mallctlbymib(mib_decay, 3, &ms, &len, NULL, 0);
+}
+
+/* Give arena i the hooks, if it exists (or, with create, is an automatic
+ * one, which writing its hooks creates) and has jemalloc's own. */
+static void guard_arena(unsigned i, int create)
+{
+	extent_hooks_t *old;
+	size_t len = sizeof(old);
+
+	if (!create && !arena_exists(i))
+		return;
+	mib_hooks[1] = i;
+	if (mallctlbymib(mib_hooks, 3, &old, &len, NULL, 0) || old != dflt)
+		return; /* absent beyond the automatic ones, ours, or the program's */
+	mallctlbymib(mib_hooks, 3, NULL, NULL, &guard_hooks_ptr, sizeof(guard_hooks_ptr));
+}
+
+void transient_guard_arenas(void)
+{
+	unsigned i = __atomic_load_n(&guarded, __ATOMIC_RELAXED), mine;
+	size_t len = sizeof(mine);
+
+	if (!dflt)
+		return;
+	/* Reading thread.arena makes jemalloc choose this thread's arenas
+	 * (the application's and the internal one) if it has not yet. */
+	mallctlbymib(mib_thread, 2, &mine, &len, NULL, 0);
+	for (; i < narenas_auto && arena_exists(i); i++)
+		guard_arena(i, 0);
+	__atomic_store_n(&guarded, i, __ATOMIC_RELAXED);
+}
+
+/* jemalloc's huge arena, made now (see above) and hooked. */
+static void guard_huge_arena(void)
+{
+	size_t threshold = 0, len = sizeof(threshold);
+	unsigned total = 0, mine, huge = narenas_auto;
+	size_t ulen = sizeof(unsigned);
+	char name[64];
+
+	if (mallctl("opt.oversize_threshold", &threshold, &len, NULL, 0) || !threshold ||
+	    mallctl("arenas.narenas", &total, &ulen, NULL, 0) || huge >= total)
+		return;
+	if (!arena_exists(huge)) {
+		if (mallctl("thread.arena", &mine, &ulen, &huge, sizeof(huge)))
+			return;
+		mallctl("thread.arena", NULL, NULL, &mine, sizeof(mine));
+		static const char *const decay[] = { "dirty_decay_ms", "muzzy_decay_ms" };
+
+		for (unsigned k = 0; k < 2; k++) {
+			ssize_t ms = 0, zero = 0;
+			size_t slen = sizeof(ms);
+
+			log_format(name, sizeof(name), "arenas.%s", decay[k]);
+			if (mallctl(name, &ms, &slen, NULL, 0) || ms <= 0)
+				continue;
+			log_format(name, sizeof(name), "arena.%u.%s", huge, decay[k]);
+			mallctl(name, NULL, NULL, &zero, sizeof(zero));
+		}
+	}
+	guard_arena(huge, 0);
+}
+
+int transient_guard_init(void)
+{
+	size_t len = sizeof(dflt);
+	size_t n = 3;
+	const char *percpu = "disabled";
+
+	if (mallctlnametomib("arena.0.extent_hooks", mib_hooks, &n) ||
+	    (n = 3, mallctlnametomib("arena.0.dirty_decay_ms", mib_decay, &n)) ||
+	    (n = 2, mallctlnametomib("thread.arena", mib_thread, &n)) ||
+	    mallctl("arena.0.extent_hooks", &dflt, &len, NULL, 0) || !dflt) {
+		dflt = NULL;
+		log_msg(LOG_WARN, "cannot read jemalloc's extent hooks: free() may change "
+			"errno when jemalloc purges memory");
+		return -1;
+	}
+	guard_hooks = (extent_hooks_t){
+		.alloc = dflt->alloc ? guard_alloc : NULL,
+		.dalloc = dflt->dalloc ? guard_dalloc : NULL,
+		.destroy = dflt->destroy ? guard_destroy : NULL,
+		.commit = dflt->commit ? guard_commit : NULL,
+		.decommit = dflt->decommit ? guard_decommit : NULL,
+		.purge_lazy = dflt->purge_lazy ? guard_purge_lazy : NULL,
+		.purge_forced = dflt->purge_forced ? guard_purge_forced : NULL,
+		.split = dflt->split ? guard_split : NULL,
+		.merge = dflt->merge ? guard_merge : NULL,
+	};
+	len = sizeof(narenas_auto);
+	if (mallctl("opt.narenas", &narenas_auto, &len, NULL, 0))
+		narenas_auto = 1;
+	len = sizeof(percpu);
+	mallctl("opt.percpu_arena", &percpu, &len, NULL, 0);
+	if (strcmp(percpu, "disabled")) {
+		for (unsigned i = 0; i < narenas_auto; i++)
+			guard_arena(i, 1);
+	} else {
+		/* Those made before the constructor, wherever they are. */
+		for (unsigned i = 0; i < narenas_auto; i++)
+			guard_arena(i, 0);
+		transient_guard_arenas();
+	}
+	guard_huge_arena();
 	return 0;
 }

@@ -18,11 +18,20 @@
 extern "C" {
 #endif
 
+/* In C++ (the delete operators, noexcept), a call that may throw keeps a
+ * frame around it to call std::terminate from: free is declared to throw
+ * nothing, so that a delete tail-calls it. */
+#ifdef __cplusplus
+#define TRANSIENT_NOEXCEPT noexcept
+#else
+#define TRANSIENT_NOEXCEPT
+#endif
+
 struct transient_ops {
 	void *(*malloc)(size_t n);
 	void *(*calloc)(size_t count, size_t n);
 	void *(*realloc)(void *p, size_t n); /* never called with n == 0 */
-	void (*free)(void *p);
+	void (*free)(void *p) TRANSIENT_NOEXCEPT;
 	void *(*aligned_alloc)(size_t align, size_t n); /* align: a power of 2 */
 	int (*posix_memalign)(void **out, size_t align, size_t n);
 	size_t (*usable_size)(void *p);
@@ -33,6 +42,13 @@ extern struct transient_ops transient;
 /* Swap in jemalloc's fast paths.  0 on success; on failure the shims stay
  * (correct, slower) and -1 is returned. */
 int transient_bind(void);
+
+/* errno across free (transient.c): give jemalloc's arenas extent hooks
+ * that keep errno, so its free may be tail-called.  _init in the
+ * constructor (0, or -1 with a warning); _arenas on each thread's first
+ * slow path, before the thread's first allocation from jemalloc. */
+int transient_guard_init(void);
+void transient_guard_arenas(void);
 
 /* 1 when the table holds jemalloc's own malloc/free (after a bind). */
 int transient_is_bound(void);
