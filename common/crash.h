@@ -89,7 +89,8 @@ void crash_stop_others(void);
  * flush out, in a test build only, so that a test can show the crash suite
  * failing without it (meson's should_fail):
  *   tx.commit   the flush of a transaction's ranges at its commit
- *   slab.head   the persist of a new slab's descriptor */
+ *   slab.head   the persist of new run heads, release marks and recuts that
+ *               wait for a durability point (heap/retain.c) */
 enum crash_drop { CRASH_DROP_TX_COMMIT = 1, CRASH_DROP_SLAB_HEAD = 2 };
 extern unsigned crash_drops;
 #define CRASH_DROPPED(d) unlikely(crash_drops & (d))

@@ -174,6 +174,7 @@ void run_desc_sync(size_t page, size_t npages);
 struct slab *slab_new(size_t page, unsigned cls);  /* DRAM only; heap.lock */
 struct slab *slab_make(unsigned cls);               /* a new run, published */
 void slab_release(struct slab *s);                  /* back to the pages */
+void slab_forget(struct slab *s);                   /* ... its mark durable already */
 void slab_park(struct slab *s);                     /* to the heap's partial list */
 struct slab *slab_partial_pop(unsigned cls);
 void slab_collect(struct slab *s);                  /* remote frees to the local list */

@@ -151,9 +151,10 @@ int run_take_at(size_t page, size_t n)
 	       run_top_take(n) != SIZE_MAX;
 }
 
-/* Make the run of n pages at page live with head d, persisted; caller
- * holds heap.lock.  A release mark there that covered more pages is moved
- * behind the run first, so its other pages stay covered. */
+/* Make the run of n pages at page live with head d, persisted at the next
+ * durability point (heap_desc_sync); caller holds heap.lock.  A release
+ * mark there that covered more pages is moved behind the run first, and
+ * persisted at once, so its other pages stay covered. */
 void run_publish(size_t page, size_t n, uint64_t d)
 {
 	struct pool *p = &heap.pool;
@@ -178,10 +179,10 @@ void run_publish(size_t page, size_t n, uint64_t d)
 			}
 		}
 	}
-	__atomic_store_n(&p->desc[page], d, __ATOMIC_RELEASE);
-	if (DESC_KIND(d) == DESC_SLAB && CRASH_DROPPED(CRASH_DROP_SLAB_HEAD))
-		return;
-	pmem_persist_why(&p->desc[page], sizeof(uint64_t), PMEM_WHY_DESC);
+	/* The head itself waits for the next durability point (retain.c): no
+	 * live run covers these pages in the pool (a release is durable before
+	 * its pages are reused), so until it is durable they read as free. */
+	run_desc_defer(page, d);
 }
 
 /* The run of n pages at page is released: its head becomes a release mark

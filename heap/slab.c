@@ -70,6 +70,15 @@ void slab_release(struct slab *s)
 	space_tick();
 	CRASH_POINT(CRASH_SLAB_RETIRE);
 	run_retire(page, SLAB_PAGES);
+	slab_forget(s);
+}
+
+/* The DRAM half of a release: the pages to the free index, the struct to
+ * the spares; the caller made the release mark durable. */
+void slab_forget(struct slab *s)
+{
+	size_t page = pool_page_of(&heap.pool, s->start);
+
 	for (unsigned i = 0; i < SLAB_PAGES; i++)
 		heap.pagemap[page + i] = 0;
 	run_free(page, SLAB_PAGES);
