@@ -9,8 +9,8 @@
  *
  * Volatile state (DRAM, rebuilt at every open): the page map (page -> slab
  * or large run), slab free lists, the free-run index.  Persistent state (in
- * the pool): page descriptors of run heads, eagerly; the block-start
- * bitmap, lazily (see layout.h).
+ * the pool): page descriptors of run heads, at releases and durability
+ * points (retain.c); the block-start bitmap, lazily (see layout.h).
  *
  * CONCURRENCY.  A slab belongs to one theap, whose thread alone pops and
  * pushes its local free list and writes its bitmap words (a slab's bitmap
@@ -160,9 +160,10 @@ void run_free(size_t page, size_t npages);    /* to the free index, merged */
 size_t run_take(size_t npages);               /* SIZE_MAX: no room (err_last) */
 int run_take_at(size_t page, size_t npages);  /* 1: those pages were free */
 void run_map_large(size_t page, size_t npages);
-/* The only writers of page descriptors (see layout.h).  publish: the run
- * is live with head d, durable on return; retire: its head becomes a
- * release mark, durable, before its pages can be reused. */
+/* The only writers of page descriptors (see layout.h), with retain.c's
+ * run_desc_defer.  publish: the run is live with head d, durable at the
+ * next durability point (heap_desc_sync); retire: its head becomes a
+ * release mark, durable on return, before its pages can be reused. */
 void run_publish(size_t page, size_t npages, uint64_t d);
 void run_retire(size_t page, size_t npages);
 /* Recovery's rewrite of many descriptors: stage each, then one sync

@@ -37,7 +37,11 @@
  * minor 1 -- a crash in between leaves words of either form, and both are
  * accepted while the header says 1.0.
  *
- * PAGE DESCRIPTORS.  Persisted eagerly when a run is created or released.
+ * PAGE DESCRIPTORS.  Stored when a run is created or released; a release
+ * is persisted before the run's pages can be reused, a new head (and the
+ * release mark or new class of a run kept empty for reuse) at the next
+ * durability point, before anything in the run can be durably reachable
+ * (heap/retain.c says why every state in between is one of these).
  * A run (a slab of small blocks, or one large block) is live when the
  * descriptor of its first page is a head (LARGE or SLAB) that desc_run_pages
  * accepts; the descriptors of its other pages are 0.  A release clears the
