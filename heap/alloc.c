@@ -31,6 +31,7 @@ static void *large_alloc(size_t n, size_t align)
 		return NULL;
 	}
 	pthread_mutex_lock(&heap.lock);
+	space_tick(); /* the decay clock, first: what decayed is not reused */
 	size_t page = large_retained(np, align > POOL_PAGE ? align : 0);
 
 	if (page != SIZE_MAX) { /* live already: no descriptor to write */
@@ -81,16 +82,19 @@ static void large_free(size_t page, page_entry e)
 		heap_misuse("free", heap.pool.data + page * POOL_PAGE);
 	}
 	*w &= ~((uint64_t)1 << bit);
+	int saved = errno; /* free keeps errno: a failed punch or msync must not show */
+
 	if (large_retain(page, np)) {
-		pthread_mutex_unlock(&heap.lock);
-		return;
+		space_tick();
+	} else {
+		space_tick();
+		CRASH_POINT(CRASH_LARGE_RETIRE);
+		run_retire(page, np);
+		heap.pagemap[page] = 0;
+		run_free(page, np);
 	}
-	space_tick();
-	CRASH_POINT(CRASH_LARGE_RETIRE);
-	run_retire(page, np);
-	heap.pagemap[page] = 0;
-	run_free(page, np);
 	pthread_mutex_unlock(&heap.lock);
+	errno = saved;
 }
 
 int heap_owns(const void *p)

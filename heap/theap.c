@@ -159,8 +159,10 @@ static struct slab *theap_slab_acquire(struct theap *t, unsigned cls)
 			break;
 		slab_retain(s);
 	}
-	if (!s)
+	if (!s) {
+		space_tick(); /* the decay clock, first: what decayed is not reused */
 		s = slab_retained(cls);
+	}
 	if (!s)
 		s = slab_make(cls);
 	if (s) {
@@ -237,11 +239,15 @@ BTD_NOINLINE void theap_slab_empty(struct theap *t, struct slab *s)
 		t->nidle[s->cls]++;
 		return;
 	}
+	int saved = errno; /* free keeps errno (a release may msync or punch) */
+
 	theap_list_del(t, s);
 	pthread_mutex_lock(&heap.lock);
 	slab_collect(s); /* nothing, or misuse: it has no live block */
 	slab_retain(s);
+	space_tick();
 	pthread_mutex_unlock(&heap.lock);
+	errno = saved;
 }
 
 /* Once per process: thread heaps go back when their thread ends. */

@@ -317,3 +317,31 @@ Test(space, a_hole_that_cannot_be_backed_fails_the_allocation)
 	sound();
 	heap_free(p);
 }
+
+/* Runs kept for reuse (heap/retain.c) decay like free pages: unused for a
+ * period, they are released and punched at the next run operation. */
+Test(space, retained_runs_decay_too)
+{
+	char *b[BLOCKS];
+	struct heap_stats st;
+
+	keep();
+	for (unsigned i = 0; i < BLOCKS; i++)
+		cr_assert_not_null(b[i] = heap_malloc(1 * MiB - 8192));
+	for (unsigned i = 0; i < BLOCKS; i++)
+		memset(b[i], 1, 1 * MiB - 8192);
+	for (unsigned i = 0; i < BLOCKS; i++)
+		heap_free(b[i]);
+	heap_stats(&st);
+	cr_assert_gt(st.pages_retained, 0);
+	sleep_ms(1200);
+	void *p = heap_malloc(1 * MiB - 8192); /* the size they were: still a tick first */
+
+	cr_assert_not_null(p);
+	heap_stats(&st);
+	cr_assert_eq(st.pages_retained, 0);
+	cr_assert_lt(file_bytes(), 8 * MiB, "retained runs still held %zu MiB after the decay period",
+		     file_bytes() >> 20);
+	sound();
+	heap_free(p);
+}
