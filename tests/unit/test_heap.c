@@ -638,11 +638,11 @@ Test(heap, steady_churn_persists_nothing_once_warm)
 
 Test(heap, a_recut_slab_persists_its_class_at_the_next_durability_point)
 {
-	static void *ps[4 * SLAB_BYTES / 64];
-	unsigned n = 4 * SLAB_BYTES / 64;
+	static void *ps[3 * SLAB_BYTES / 64];
+	unsigned n = 3 * SLAB_BYTES / 64;
 
-	/* Four slabs of 64 B, then all free: the thread keeps its current
-	 * slab and two empty ones (THEAP_KEEP); the heap retains the other. */
+	/* Three slabs of 64 B, then all free: the thread keeps its current
+	 * slab and one on its partial list; the other is retained. */
 	for (unsigned i = 0; i < n; i++)
 		ps[i] = heap_malloc(64);
 	for (unsigned i = 0; i < n; i++)
