@@ -242,8 +242,8 @@ void heap_free(void *p)
 		if (unlikely(s->list != LIST_NONE)) {
 			if (s->list == LIST_FULL)
 				theap_slab_unfull(t, s);
-			else if (!s->used)
-				theap_slab_empty(t, s);
+			else if (!s->used && (s->next || s->prev))
+				theap_slab_drop(t, s); /* keep the last one: no churn */
 		}
 		return;
 	}

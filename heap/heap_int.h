@@ -84,7 +84,6 @@ struct theap {
 	struct slab *partial[HEAP_CLASSES]; /* owned slabs with free blocks */
 	struct slab *full[HEAP_CLASSES];    /* owned slabs with none */
 	struct slab *delayed;      /* full slabs that got remote frees (heap.lock) */
-	uint8_t nidle[HEAP_CLASSES];        /* empty slabs kept on partial[] */
 	int alive;                 /* (heap.lock) */
 	struct theap *next_free;
 };
@@ -199,7 +198,7 @@ void theap_list_add(struct theap *t, struct slab *s, enum slab_list which);
 void theap_list_del(struct theap *t, struct slab *s);
 BTD_NOINLINE void *theap_alloc_slow(struct theap *t, unsigned cls);
 BTD_NOINLINE void theap_slab_unfull(struct theap *t, struct slab *s);
-BTD_NOINLINE void theap_slab_empty(struct theap *t, struct slab *s);
+BTD_NOINLINE void theap_slab_drop(struct theap *t, struct slab *s);
 void theap_init(void);
 void theap_forget(void);
 int theap_mine(void);                         /* this thread has a theap */

@@ -204,8 +204,6 @@ BTD_NOINLINE void *theap_alloc_slow(struct theap *t, unsigned cls)
 		s = t->partial[cls];
 		if (s) {
 			theap_list_del(t, s);
-			if (!s->used && t->nidle[cls])
-				t->nidle[cls]--; /* one it kept empty */
 			continue;
 		}
 		s = theap_slab_acquire(t, cls);
@@ -228,17 +226,9 @@ BTD_NOINLINE void theap_slab_unfull(struct theap *t, struct slab *s)
 	}
 }
 
-/* A slab on the partial list became empty: the thread keeps it, and one
- * more of its class (THEAP_KEEP), for its next slab; one more goes to the
- * heap's retained slabs (retain.c), for any thread. */
-#define THEAP_KEEP 2u
-
-BTD_NOINLINE void theap_slab_empty(struct theap *t, struct slab *s)
+/* An empty slab on the partial list goes to the heap's retained ones. */
+BTD_NOINLINE void theap_slab_drop(struct theap *t, struct slab *s)
 {
-	if (t->nidle[s->cls] < THEAP_KEEP) {
-		t->nidle[s->cls]++;
-		return;
-	}
 	int saved = errno; /* free keeps errno (a release may msync or punch) */
 
 	theap_list_del(t, s);
