@@ -70,6 +70,17 @@ static void *large_alloc(size_t n, size_t align)
 	return p;
 }
 
+/* A large block; when the pool is full, once more after this thread's
+ * empty slabs went back (the retained runs large_alloc releases). */
+static void *large_alloc_or_trim(size_t n, size_t align)
+{
+	void *p = large_alloc(n, align);
+
+	if (unlikely(!p) && n <= heap.pool.npages * (size_t)POOL_PAGE && theap_trim())
+		p = large_alloc(n, align);
+	return p;
+}
+
 static void large_free(size_t page, page_entry e)
 {
 	size_t np = PAGE_LARGE_PAGES(e);
@@ -138,7 +149,7 @@ void *heap_malloc(size_t n)
 	}
 	if (likely(n <= HEAP_SMALL_MAX))
 		return small_alloc(size_class(n));
-	return large_alloc(n, 0);
+	return large_alloc_or_trim(n, 0);
 }
 
 void *heap_aligned(size_t align, size_t n)
@@ -156,7 +167,7 @@ void *heap_aligned(size_t align, size_t n)
 			if (heap_class_size[c] % align == 0)
 				return small_alloc(c);
 	}
-	return large_alloc(n, align);
+	return large_alloc_or_trim(n, align);
 }
 
 /* The slab of a small block, or NULL for a large one; aborts on anything
@@ -181,7 +192,14 @@ static inline struct slab *block_slab(const void *p, const char *what, page_entr
 
 static void remote_free(struct slab *s, void *p)
 {
-	if (!heap_bit_test(p))
+	unsigned bit;
+	uint64_t *w = heap_bitword(p, &bit);
+
+	/* The bit goes now, atomically: the owner's later free of the same
+	 * block (a double free) then finds it clear.  The owner's own bitmap
+	 * writes are plain and may put it back (a lost clear, in the window
+	 * of a racing write to the same word): slab_collect clears it again. */
+	if (!(__atomic_fetch_and(w, ~((uint64_t)1 << bit), __ATOMIC_RELAXED) & ((uint64_t)1 << bit)))
 		heap_misuse("free", p);
 	void *head = atomic_load_explicit(&s->xfree, memory_order_relaxed);
 

@@ -207,6 +207,8 @@ BTD_NOINLINE void *theap_alloc_slow(struct theap *t, unsigned cls)
 			continue;
 		}
 		s = theap_slab_acquire(t, cls);
+		if (!s && theap_trim())
+			s = theap_slab_acquire(t, cls); /* the pool was full */
 		if (!s) {
 			errno = ENOMEM;
 			return NULL;
@@ -238,6 +240,44 @@ BTD_NOINLINE void theap_slab_drop(struct theap *t, struct slab *s)
 	space_tick();
 	pthread_mutex_unlock(&heap.lock);
 	errno = saved;
+}
+
+/* The pool is full: this thread's empty slabs go to the heap's retained
+ * ones, which a full pool releases (its current and partial slabs with no
+ * live block; other threads keep theirs).  1 when one went. */
+int theap_trim(void)
+{
+	struct theap *t = tls_theap;
+	int any = 0;
+
+	if (!t)
+		return 0;
+	for (unsigned c = 0; c < HEAP_CLASSES; c++) {
+		struct slab *s = t->cur[c], *next;
+
+		if (s) {
+			slab_collect(s);
+			if (!s->used) {
+				t->cur[c] = NULL;
+				pthread_mutex_lock(&heap.lock);
+				slab_retain(s);
+				pthread_mutex_unlock(&heap.lock);
+				any = 1;
+			}
+		}
+		for (s = t->partial[c]; s; s = next) {
+			next = s->next;
+			slab_collect(s);
+			if (!s->used) {
+				theap_list_del(t, s);
+				pthread_mutex_lock(&heap.lock);
+				slab_retain(s);
+				pthread_mutex_unlock(&heap.lock);
+				any = 1;
+			}
+		}
+	}
+	return any;
 }
 
 /* Once per process: thread heaps go back when their thread ends. */

@@ -707,3 +707,43 @@ Test(heap, a_clean_close_leaves_no_empty_run)
 	cr_assert_eq(st.large_runs, 0);
 	cr_assert_eq(heap_check(2), 0);
 }
+
+/* A block freed by another thread and then by its owner is a double free:
+ * caught, not handed out twice. */
+static void *free_it(void *p)
+{
+	heap_free(p);
+	return NULL;
+}
+
+Test(heap, remote_then_local_double_free_aborts, .signal = SIGABRT)
+{
+	void *keep = heap_malloc(64), *p = heap_malloc(64);
+	pthread_t th;
+
+	cr_assert_eq(pthread_create(&th, NULL, free_it, p), 0);
+	pthread_join(th, NULL);
+	heap_free(p);
+	heap_free(keep);
+}
+
+/* Freed everything: the heap serves a block of nearly the whole pool -- a
+ * thread's empty slabs, which it keeps for its next allocations, go back
+ * when the pool is full. */
+Test(heap, an_emptied_heap_serves_nearly_the_whole_pool)
+{
+	static void *ps[300000];
+	uintptr_t lo;
+	size_t len;
+
+	for (unsigned i = 0; i < 300000; i++)
+		cr_assert_not_null(ps[i] = heap_malloc(i % 3 ? 100 : 1000));
+	for (unsigned i = 0; i < 300000; i++)
+		heap_free(ps[i]);
+	heap_range(&lo, &len);
+	void *big = heap_malloc(len - 2 * MiB);
+
+	cr_assert_not_null(big, "%s", btd_last_error());
+	heap_free(big);
+	cr_assert_eq(heap_check(2), 0);
+}
