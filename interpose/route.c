@@ -51,7 +51,6 @@ BTD_TLS size_t route_min;
 BTD_TLS unsigned route_depth;
 /* Set at this thread's first slow path after the constructor: jemalloc's
  * arenas made so far have the errno-keeping hooks (transient.c). */
-static BTD_TLS unsigned char tls_arenas_guarded;
 /* btd_tag_begin nesting of this thread. */
 static BTD_TLS unsigned tls_tagged;
 
@@ -372,21 +371,10 @@ static void *transient_alloc(size_t n, size_t align, int zero)
 	return zero ? transient.calloc(1, n) : transient.malloc(n);
 }
 
-/* Before this thread's first allocation from jemalloc after the
- * constructor: the arenas made since have the errno-keeping hooks. */
-static inline void thread_guard_arenas(void)
-{
-	if (unlikely(!tls_arenas_guarded) && ready) {
-		tls_arenas_guarded = 1;
-		transient_guard_arenas();
-	}
-}
-
 /* The entry points tried the heap already when route_direct(n) (route.h);
  * a second try here, when that one failed, is the fallback's. */
 void *route_alloc_slow(enum entry e, size_t n, size_t align, int zero, const void *caller)
 {
-	thread_guard_arenas();
 	if (route_depth) {
 		void *p = transient_alloc(n, align, zero);
 
@@ -442,7 +430,6 @@ void *route_realloc_slow(enum entry e, void *p, size_t n, const void *caller)
 	void *q;
 	enum route_kind r = ROUTE_TRANSIENT;
 
-	thread_guard_arenas();
 	route_depth++;
 	if (heap_owns(p)) {
 		/* A block keeps its home: persistent stays persistent, unless
@@ -526,7 +513,6 @@ int interpose_init(char *const *envp, int secure)
 		sites_init(s->tag_sites);
 	if (transient_bind())
 		problems++;
-	transient_guard_init();
 	stats_on = s->stats;
 	min_global = policy_min();
 	if (!settings_program_allowed(s, program_invocation_short_name)) {
@@ -537,7 +523,7 @@ int interpose_init(char *const *envp, int secure)
 			"jemalloc", s->pool_program, program_invocation_short_name);
 	}
 	ready = 1;
-	tls_arenas_guarded = 1; /* transient_guard_init did this thread's */
+	route.errno_off = (char *)&errno - (char *)__builtin_thread_pointer();
 	/* Publish the fast path last. */
 	if (!stats_on)
 		__atomic_store_n(&route.own_span, 0, __ATOMIC_RELEASE);

@@ -43,12 +43,6 @@ extern struct transient_ops transient;
  * (correct, slower) and -1 is returned. */
 int transient_bind(void);
 
-/* errno across free (transient.c): give jemalloc's arenas extent hooks
- * that keep errno, so its free may be tail-called.  _init in the
- * constructor (0, or -1 with a warning); _arenas on each thread's first
- * slow path, before the thread's first allocation from jemalloc. */
-int transient_guard_init(void);
-void transient_guard_arenas(void);
 
 /* 1 when the table holds jemalloc's own malloc/free (after a bind). */
 int transient_is_bound(void);

@@ -120,6 +120,29 @@ static void at_thread_exit(void *arg)
 	destructor_ran = 1;
 }
 
+/* Blocks of 16 KiB and more that another thread allocated (jemalloc
+ * merges their extents back in the allocating arena): once, a version
+ * whose jemalloc hooks called jemalloc's own merge hung here. */
+static char *big[4];
+
+static void *free_big(void *arg)
+{
+	(void)arg;
+	for (unsigned i = 0; i < 4; i++)
+		free_keeps_errno(big[i], "16-64 KiB, another thread's");
+	return NULL;
+}
+
+static void others_big_blocks(void)
+{
+	pthread_t t;
+
+	for (unsigned i = 0; i < 4; i++)
+		CHECK(big[i] = malloc((size_t)16384 << (i % 3)), "malloc");
+	CHECK(pthread_create(&t, NULL, free_big, NULL) == 0, "pthread_create");
+	CHECK(pthread_join(t, NULL) == 0, "pthread_join");
+}
+
 static void *thread_main(void *arg)
 {
 	(void)arg;
@@ -138,6 +161,7 @@ static void *thread_main(void *arg)
 int main(void)
 {
 	expect_btd();
+	others_big_blocks();
 	page = sysconf(_SC_PAGESIZE);
 	probe_locking();
 
