@@ -192,14 +192,11 @@ static inline struct slab *block_slab(const void *p, const char *what, page_entr
 
 static void remote_free(struct slab *s, void *p)
 {
-	unsigned bit;
-	uint64_t *w = heap_bitword(p, &bit);
-
-	/* The bit goes now, atomically: the owner's later free of the same
-	 * block (a double free) then finds it clear.  The owner's own bitmap
-	 * writes are plain and may put it back (a lost clear, in the window
-	 * of a racing write to the same word): slab_collect clears it again. */
-	if (!(__atomic_fetch_and(w, ~((uint64_t)1 << bit), __ATOMIC_RELAXED) & ((uint64_t)1 << bit)))
+	/* The bit stays until the owner collects the block (slab_collect):
+	 * the bitmap words are the owner's.  So a double free whose first free
+	 * was remote and whose second is the owner's is not caught here (see
+	 * heap/README.md, limits). */
+	if (!heap_bit_test(p))
 		heap_misuse("free", p);
 	void *head = atomic_load_explicit(&s->xfree, memory_order_relaxed);
 

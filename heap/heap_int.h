@@ -13,10 +13,9 @@
  * points (retain.c); the block-start bitmap, lazily (see layout.h).
  *
  * CONCURRENCY.  A slab belongs to one theap, whose thread alone pops and
- * pushes its local free list and sets and clears its bitmap bits with
- * plain writes (a slab's bitmap words are its own: slabs never share a
- * page, and a page is 4 bitmap words) -- but for the one atomic clear of
- * another thread's free (remote_free in alloc.c).  A theap keeps, per class, its current slab, a list of slabs
+ * pushes its local free list and writes its bitmap words (a slab's bitmap
+ * words are its own: slabs never share a page, and a page is 4 bitmap
+ * words).  A theap keeps, per class, its current slab, a list of slabs
  * with free blocks (partial) and a list of exhausted ones (full); its own
  * frees stay local whichever list the slab is on.  Other threads free into
  * a slab's `xfree` stack with one CAS; the owner collects it when it next

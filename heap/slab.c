@@ -123,9 +123,9 @@ void slab_collect(struct slab *s)
 		unsigned bit;
 		uint64_t *w = heap_bitword(list, &bit);
 
-		/* remote_free cleared it; a racing plain write may have put it
-		 * back (see there) */
-		__atomic_fetch_and(w, ~((uint64_t)1 << bit), __ATOMIC_RELAXED);
+		if (!(*w & ((uint64_t)1 << bit)))
+			heap_misuse("free", list);
+		*w &= ~((uint64_t)1 << bit);
 		if (!s->rebuild) { /* else the rebuild finds it in the bitmap */
 			link_set(list, s->free);
 			s->free = list;

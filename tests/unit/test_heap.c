@@ -708,25 +708,6 @@ Test(heap, a_clean_close_leaves_no_empty_run)
 	cr_assert_eq(heap_check(2), 0);
 }
 
-/* A block freed by another thread and then by its owner is a double free:
- * caught, not handed out twice. */
-static void *free_it(void *p)
-{
-	heap_free(p);
-	return NULL;
-}
-
-Test(heap, remote_then_local_double_free_aborts, .signal = SIGABRT)
-{
-	void *keep = heap_malloc(64), *p = heap_malloc(64);
-	pthread_t th;
-
-	cr_assert_eq(pthread_create(&th, NULL, free_it, p), 0);
-	pthread_join(th, NULL);
-	heap_free(p);
-	heap_free(keep);
-}
-
 /* Freed everything: the heap serves a block of nearly the whole pool -- a
  * thread's empty slabs, which it keeps for its next allocations, go back
  * when the pool is full. */
