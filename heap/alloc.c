@@ -40,10 +40,6 @@ static void *large_alloc(size_t n, size_t align)
 		return heap.pool.data + page * POOL_PAGE;
 	}
 	page = run_take(np + extra);
-	if (page == SIZE_MAX && (heap.nempty || heap.nidle)) {
-		retain_drop_all(); /* full: what is retained goes back first */
-		page = run_take(np + extra);
-	}
 	if (page == SIZE_MAX) {
 		pthread_mutex_unlock(&heap.lock);
 		errno = ENOMEM;
@@ -95,10 +91,8 @@ static void large_free(size_t page, page_entry e)
 	*w &= ~((uint64_t)1 << bit);
 	int saved = errno; /* free keeps errno: a failed punch or msync must not show */
 
-	if (large_retain(page, np)) {
-		space_tick();
-	} else {
-		space_tick();
+	space_tick();
+	if (!large_retain(page, np)) {
 		CRASH_POINT(CRASH_LARGE_RETIRE);
 		run_retire(page, np);
 		heap.pagemap[page] = 0;

@@ -153,9 +153,9 @@ void heap_detach(void)
 		heap.partial[c] = heap.empty[c] = NULL;
 	heap.empty_mask = 0;
 	heap.nempty = heap.nidle = 0;
-	memset(heap.idle, 0, sizeof(heap.idle)); /* 0: empty (page 0 is never idle-linked) */
+	memset(heap.idle, 0, sizeof(heap.idle)); /* 0 ends a list (links hold page + 1) */
 	heap.idle_pages = 0;
-	heap.npend = 0;
+	heap.desc_pending = 0;
 	theap_forget();
 }
 

@@ -116,7 +116,7 @@ struct heap {
 	 * per page of the descriptor array (512 pool pages). */
 	uint64_t *desc_dirty;
 	size_t desc_dirty_bytes;
-	int _Atomic npend;         /* some bit is set */
+	int _Atomic desc_pending;   /* some bit of desc_dirty is set */
 };
 
 /* SLAB STATES (atomic, for the hand-over between an owner and the threads
@@ -160,8 +160,8 @@ void run_free(size_t page, size_t npages);    /* to the free index, merged */
 size_t run_take(size_t npages);               /* SIZE_MAX: no room (err_last) */
 int run_take_at(size_t page, size_t npages);  /* 1: those pages were free */
 void run_map_large(size_t page, size_t npages);
-/* The only writers of page descriptors (see layout.h), with retain.c's
- * run_desc_defer.  publish: the run is live with head d, durable at the
+/* The only writers of page descriptors (see layout.h), with
+ * run_desc_defer below.  publish: the run is live with head d, durable at the
  * next durability point (heap_desc_sync); retire: its head becomes a
  * release mark, durable on return, before its pages can be reused. */
 void run_publish(size_t page, size_t npages, uint64_t d);
@@ -170,6 +170,10 @@ void run_retire(size_t page, size_t npages);
  * flushes the range and drains once. */
 void run_desc_stage(size_t page, uint64_t d);
 void run_desc_sync(size_t page, size_t npages);
+/* A descriptor stored now, persisted at the next durability point
+ * (heap_desc_sync in heap.h; run_desc_flush_pending under the lock). */
+void run_desc_defer(size_t page, uint64_t d);
+void run_desc_flush_pending(void);
 
 /* slab.c */
 struct slab *slab_new(size_t page, unsigned cls);  /* DRAM only; heap.lock */
@@ -189,7 +193,6 @@ struct slab *slab_retained(unsigned cls);           /* one for cls, or NULL */
 int large_retain(size_t page, size_t npages);       /* 1: kept */
 size_t large_retained(size_t npages, size_t align); /* its page, or SIZE_MAX */
 void retain_drop_all(void);                         /* release them all */
-void run_desc_defer(size_t page, uint64_t d);       /* persisted at the next point */
 
 /* theap.c */
 extern BTD_TLS struct theap *tls_theap;

@@ -42,54 +42,8 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "../common/crash.h"
 #include "heap.h"
 #include "heap_int.h"
-#include "pmem.h"
-
-/* ---- descriptors changed in place -------------------------------------- */
-
-static void desc_sync_locked(void)
-{
-	if (!atomic_load_explicit(&heap.npend, memory_order_relaxed))
-		return;
-	if (CRASH_DROPPED(CRASH_DROP_SLAB_HEAD))
-		return; /* the crash suite's proof that it sees this flush missing */
-	size_t words = heap.desc_dirty_bytes / 8, np = heap.pool.npages;
-
-	for (size_t w = 0; w < words; w++) {
-		for (uint64_t m = heap.desc_dirty[w]; m; m &= m - 1) {
-			size_t first = (w * 64 + (size_t)__builtin_ctzll(m)) * DESC_PER_PAGE;
-			size_t n = first + DESC_PER_PAGE <= np ? DESC_PER_PAGE : np - first;
-
-			pmem_flush_why(&heap.pool.desc[first], n * sizeof(uint64_t), PMEM_WHY_DESC);
-		}
-		heap.desc_dirty[w] = 0;
-	}
-	pmem_drain_why(PMEM_WHY_DESC);
-	atomic_store_explicit(&heap.npend, 0, memory_order_relaxed);
-}
-
-/* The new descriptor is stored now (a process crash keeps it) and
- * persisted at the next durability point, with the rest of its page of
- * descriptors. */
-void run_desc_defer(size_t page, uint64_t d)
-{
-	size_t dp = page / DESC_PER_PAGE;
-
-	__atomic_store_n(&heap.pool.desc[page], d, __ATOMIC_RELEASE);
-	heap.desc_dirty[dp / 64] |= (uint64_t)1 << (dp % 64);
-	atomic_store_explicit(&heap.npend, 1, memory_order_release);
-}
-
-void heap_desc_sync(void)
-{
-	if (likely(!atomic_load_explicit(&heap.npend, memory_order_acquire)))
-		return;
-	pthread_mutex_lock(&heap.lock);
-	desc_sync_locked();
-	pthread_mutex_unlock(&heap.lock);
-}
 
 /* ---- empty slabs ------------------------------------------------------- */
 
@@ -224,7 +178,7 @@ void retain_drop_all(void)
 {
 	/* Their release marks were stored when they were retained: one drain
 	 * makes them all durable, before any of their pages can be reused. */
-	desc_sync_locked();
+	run_desc_flush_pending();
 	for (unsigned c = 0; c < HEAP_CLASSES; c++)
 		while (heap.empty[c]) {
 			struct slab *s = heap.empty[c];

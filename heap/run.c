@@ -6,11 +6,16 @@
  * free neighbours, and a free run that reaches heap.top goes back to the
  * top.  Run metadata in the pool -- the page descriptors of layout.h --
  * is written here and nowhere else: run_publish when a run becomes live,
- * run_retire when it is released, and, for recovery, run_desc_stage and
- * run_desc_sync, which rewrite descriptors in a batch with one drain. */
+ * run_retire when it is released, run_desc_defer for what waits for the
+ * next durability point (DEFERRED DESCRIPTORS below), and, for recovery,
+ * run_desc_stage and run_desc_sync, which rewrite descriptors in a batch
+ * with one drain. */
+#include <stdatomic.h>
+
 #include "../common/compiler.h"
 #include "../common/crash.h"
 #include "../common/error.h"
+#include "heap.h"
 #include "btd.h"
 #include "heap_int.h"
 #include "pmem.h"
@@ -99,9 +104,23 @@ static size_t run_top_take(size_t n)
 	return page;
 }
 
+static size_t run_take_free(size_t n);
+
 /* Take n pages (caller holds heap.lock), backed; SIZE_MAX when there is no
- * room or no space (the reason in err_last). */
+ * room or no space (the reason in err_last).  A full pool gives back the
+ * runs it retains (retain.c) before it says so. */
 size_t run_take(size_t n)
+{
+	size_t page = run_take_free(n);
+
+	if (page == SIZE_MAX && (heap.nempty || heap.nidle)) {
+		retain_drop_all();
+		page = run_take_free(n);
+	}
+	return page;
+}
+
+static size_t run_take_free(size_t n)
 {
 	unsigned b = run_bin(n);
 	uint64_t above = b + 1 < 64 ? heap.fbin_mask & (~(uint64_t)0 << (b + 1)) : 0;
@@ -211,4 +230,49 @@ void run_desc_sync(size_t page, size_t n)
 void run_map_large(size_t page, size_t npages)
 {
 	heap.pagemap[page] = PAGE_LARGE(npages);
+}
+
+/* DEFERRED DESCRIPTORS.  A descriptor that run_desc_defer stores is in
+ * the pool at once (a process crash keeps it) and durable at the next
+ * durability point (heap_desc_sync, or run_desc_flush_pending under the
+ * lock), with the rest of its page of descriptors: a bit per such page in
+ * heap.desc_dirty.  heap/retain.c says why every state in between is one
+ * a crash may leave. */
+void run_desc_flush_pending(void)
+{
+	if (!atomic_load_explicit(&heap.desc_pending, memory_order_relaxed))
+		return;
+	if (CRASH_DROPPED(CRASH_DROP_SLAB_HEAD))
+		return; /* the crash suite's proof that it sees this flush missing */
+	size_t words = heap.desc_dirty_bytes / 8, np = heap.pool.npages;
+
+	for (size_t w = 0; w < words; w++) {
+		for (uint64_t m = heap.desc_dirty[w]; m; m &= m - 1) {
+			size_t first = (w * 64 + (size_t)__builtin_ctzll(m)) * DESC_PER_PAGE;
+			size_t n = first + DESC_PER_PAGE <= np ? DESC_PER_PAGE : np - first;
+
+			pmem_flush_why(&heap.pool.desc[first], n * sizeof(uint64_t), PMEM_WHY_DESC);
+		}
+		heap.desc_dirty[w] = 0;
+	}
+	pmem_drain_why(PMEM_WHY_DESC);
+	atomic_store_explicit(&heap.desc_pending, 0, memory_order_relaxed);
+}
+
+void run_desc_defer(size_t page, uint64_t d)
+{
+	size_t dp = page / DESC_PER_PAGE;
+
+	__atomic_store_n(&heap.pool.desc[page], d, __ATOMIC_RELEASE);
+	heap.desc_dirty[dp / 64] |= (uint64_t)1 << (dp % 64);
+	atomic_store_explicit(&heap.desc_pending, 1, memory_order_release);
+}
+
+void heap_desc_sync(void)
+{
+	if (likely(!atomic_load_explicit(&heap.desc_pending, memory_order_acquire)))
+		return;
+	pthread_mutex_lock(&heap.lock);
+	run_desc_flush_pending();
+	pthread_mutex_unlock(&heap.lock);
 }

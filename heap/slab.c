@@ -44,10 +44,6 @@ struct slab *slab_make(unsigned cls)
 {
 	size_t page = run_take(SLAB_PAGES);
 
-	if (page == SIZE_MAX && (heap.nempty || heap.nidle)) {
-		retain_drop_all(); /* full: what is retained goes back first */
-		page = run_take(SLAB_PAGES);
-	}
 	if (page == SIZE_MAX)
 		return NULL;
 	struct slab *s = slab_new(page, cls);

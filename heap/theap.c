@@ -242,9 +242,21 @@ BTD_NOINLINE void theap_slab_drop(struct theap *t, struct slab *s)
 	errno = saved;
 }
 
-/* The pool is full: this thread's empty slabs go to the heap's retained
- * ones, which a full pool releases (its current and partial slabs with no
- * live block; other threads keep theirs).  1 when one went. */
+/* One of t's slabs, if it has no live block, to the heap's retained ones;
+ * caller holds heap.lock.  1 when it went. */
+static int trim_slab(struct theap *t, struct slab *s)
+{
+	slab_collect(s);
+	if (s->used)
+		return 0;
+	theap_list_del(t, s);
+	slab_retain(s);
+	return 1;
+}
+
+/* The pool is full: this thread's empty slabs (current or partial) go to
+ * the heap's retained ones, which a full pool releases (other threads keep
+ * theirs).  1 when one went. */
 int theap_trim(void)
 {
 	struct theap *t = tls_theap;
@@ -252,31 +264,18 @@ int theap_trim(void)
 
 	if (!t)
 		return 0;
+	pthread_mutex_lock(&heap.lock);
 	for (unsigned c = 0; c < HEAP_CLASSES; c++) {
-		struct slab *s = t->cur[c], *next;
-
-		if (s) {
-			slab_collect(s);
-			if (!s->used) {
-				t->cur[c] = NULL;
-				pthread_mutex_lock(&heap.lock);
-				slab_retain(s);
-				pthread_mutex_unlock(&heap.lock);
-				any = 1;
-			}
+		if (t->cur[c] && trim_slab(t, t->cur[c])) {
+			t->cur[c] = NULL;
+			any = 1;
 		}
-		for (s = t->partial[c]; s; s = next) {
+		for (struct slab *s = t->partial[c], *next; s; s = next) {
 			next = s->next;
-			slab_collect(s);
-			if (!s->used) {
-				theap_list_del(t, s);
-				pthread_mutex_lock(&heap.lock);
-				slab_retain(s);
-				pthread_mutex_unlock(&heap.lock);
-				any = 1;
-			}
+			any |= trim_slab(t, s);
 		}
 	}
+	pthread_mutex_unlock(&heap.lock);
 	return any;
 }
 

@@ -21,7 +21,7 @@
  *   memalign                 align rounded up to a power of two (as glibc)
  *   valloc, pvalloc          page-aligned; pvalloc rounds the size up to
  *                            whole pages, and pvalloc(0) is one page
- *   free                     keeps errno (route.h: no save, a tail call) */
+ *   free                     keeps errno (route.h) */
 #include <errno.h>
 #include <malloc.h>
 #include <stdint.h>

@@ -49,8 +49,6 @@ struct route route = { .own_lo = 0, .own_span = UINTPTR_MAX, .direct_min = SIZE_
 
 BTD_TLS size_t route_min;
 BTD_TLS unsigned route_depth;
-/* Set at this thread's first slow path after the constructor: jemalloc's
- * arenas made so far have the errno-keeping hooks (transient.c). */
 /* btd_tag_begin nesting of this thread. */
 static BTD_TLS unsigned tls_tagged;
 
@@ -462,8 +460,9 @@ void *route_realloc_slow(enum entry e, void *p, size_t n, const void *caller)
 void route_free_slow(enum entry e, void *p)
 {
 	/* With own_lo set, the owned range is the pool's data (route.h), so
-	 * an owned p is a pool block, or misuse that heap_free reports.  (realloc(p, 0) comes here with jemalloc's blocks too.)
-	 * heap_free sets no errno, so there is none to keep. */
+	 * an owned p is a pool block, or misuse that heap_free reports.
+	 * (realloc(p, 0) comes here with jemalloc's blocks too.)  heap_free
+	 * sets no errno, so there is none to keep. */
 	uintptr_t lo = route.own_lo;
 
 	if (likely(lo && (uintptr_t)p - lo < route.own_span)) {
@@ -522,8 +521,8 @@ int interpose_init(char *const *envp, int secure)
 		log_msg(LOG_INFO, "BTD_POOL_PROGRAM=%s does not name %s: no pool, all on "
 			"jemalloc", s->pool_program, program_invocation_short_name);
 	}
-	ready = 1;
 	route.errno_off = (char *)&errno - (char *)__builtin_thread_pointer();
+	ready = 1;
 	/* Publish the fast path last. */
 	if (!stats_on)
 		__atomic_store_n(&route.own_span, 0, __ATOMIC_RELEASE);

@@ -82,7 +82,7 @@ void *route_realloc_slow(enum entry e, void *p, size_t n, const void *caller);
 void route_free_slow(enum entry e, void *p) __attribute__((nothrow));
 #ifdef __cplusplus
 /* heap_free throws nothing (it is C): said here so that the delete
- * operators tail-call it (see transient.h, TRANSIENT_NOEXCEPT). */
+ * operators tail-call it (and see transient.h, TRANSIENT_NOEXCEPT). */
 void heap_free(void *p) __attribute__((nothrow));
 #endif
 size_t route_usable_size_slow(void *p);

@@ -20,7 +20,7 @@ extern "C" {
 
 /* In C++ (the delete operators, noexcept), a call that may throw keeps a
  * frame around it to call std::terminate from: free is declared to throw
- * nothing, so that a delete tail-calls it. */
+ * nothing, so that a delete needs no frame around it for that. */
 #ifdef __cplusplus
 #define TRANSIENT_NOEXCEPT noexcept
 #else

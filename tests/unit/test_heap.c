@@ -660,10 +660,10 @@ Test(heap, a_recut_slab_persists_its_class_at_the_next_durability_point)
 
 	cr_assert_eq((page_entry)kept, heap.pagemap[pool_page_of(&heap.pool, q)], "reused");
 	cr_assert_eq(after.drains[PMEM_WHY_DESC], before.drains[PMEM_WHY_DESC]);
-	cr_assert_eq(heap.npend, 1);
+	cr_assert_eq(heap.desc_pending, 1);
 	cr_assert_eq(heap_check(2), 0); /* the pool's descriptor says the new class */
 	cr_assert_eq(btd_persist(q, 64), 0); /* a durability point */
-	cr_assert_eq(heap.npend, 0);
+	cr_assert_eq(heap.desc_pending, 0);
 	cr_assert_eq(pmem_counts().drains[PMEM_WHY_DESC], after.drains[PMEM_WHY_DESC] + 1);
 	heap_free(q);
 	cr_assert_eq(heap_check(2), 0);
