@@ -52,7 +52,7 @@
  * report the mismatch and exit with status 3.
  *
  * Threads are pinned round-robin to the CPUs the process may use (see
- * pin_attr; HEAP_BENCH_NOPIN=1 turns that off).
+ * pin_attr; BENCH_NOPIN=1 turns that off).
  *
  * The clock (CLOCK_MONOTONIC) runs from the start barrier to the end
  * barrier: thread creation, the initial fill of larson and the final frees
@@ -95,87 +95,6 @@
 #define PUB_SIZE 64
 
 #include "bench_common.h"
-
-/* ---- threads ---------------------------------------------------------- */
-
-struct targ {
-	unsigned id, nthreads;
-	uint64_t n;      /* ops asked of this thread */
-	uint64_t ops;    /* ops done */
-	void *shared;    /* workload-specific */
-	pthread_t th;
-};
-
-static pthread_barrier_t bar_filled, bar_start, bar_end;
-
-/* Thread i runs on the i-th CPU (round-robin) of the process's affinity
- * mask, unless HEAP_BENCH_NOPIN is set: left to the scheduler, the two
- * threads of a pair on a 2-CPU machine sometimes share one CPU (when
- * anything else runs), and then every "remote" free stays in one cache --
- * a different, much faster benchmark. */
-static void pin_attr(pthread_attr_t *attr, unsigned i)
-{
-	cpu_set_t mask, one;
-	unsigned n = 0;
-
-	if (getenv("HEAP_BENCH_NOPIN") || sched_getaffinity(0, sizeof(mask), &mask))
-		return;
-	unsigned want = i % (unsigned)CPU_COUNT(&mask);
-
-	for (unsigned c = 0; c < CPU_SETSIZE; c++) {
-		if (!CPU_ISSET(c, &mask))
-			continue;
-		if (n++ == want) {
-			CPU_ZERO(&one);
-			CPU_SET(c, &one);
-			pthread_attr_setaffinity_np(attr, sizeof(one), &one);
-			return;
-		}
-	}
-}
-
-/* Runs fn on T threads; returns the seconds between the start and end
- * barriers, and the total ops in *ops. */
-static double run_threads(unsigned T, uint64_t n, void *(*fn)(void *), void *shared,
-			  uint64_t *ops)
-{
-	struct targ *a = xmap(T * sizeof(*a));
-	double t0, t1;
-
-	pthread_barrier_init(&bar_filled, NULL, T);
-	pthread_barrier_init(&bar_start, NULL, T + 1);
-	pthread_barrier_init(&bar_end, NULL, T + 1);
-	for (unsigned i = 0; i < T; i++) {
-		pthread_attr_t attr;
-
-		a[i].id = i;
-		a[i].nthreads = T;
-		a[i].n = n;
-		a[i].ops = 0;
-		a[i].shared = shared;
-		pthread_attr_init(&attr);
-		pin_attr(&attr, i);
-		if (pthread_create(&a[i].th, &attr, fn, &a[i])) {
-			fprintf(stderr, "%s: pthread_create failed\n", bench_name);
-			exit(2);
-		}
-		pthread_attr_destroy(&attr);
-	}
-	pthread_barrier_wait(&bar_start);
-	t0 = now_s();
-	pthread_barrier_wait(&bar_end);
-	t1 = now_s();
-	*ops = 0;
-	for (unsigned i = 0; i < T; i++) {
-		pthread_join(a[i].th, NULL);
-		*ops += a[i].ops;
-	}
-	pthread_barrier_destroy(&bar_filled);
-	pthread_barrier_destroy(&bar_start);
-	pthread_barrier_destroy(&bar_end);
-	munmap(a, T * sizeof(*a));
-	return t1 - t0;
-}
 
 /* ---- threadtest ------------------------------------------------------- */
 
@@ -393,24 +312,6 @@ static double run_publish(uint64_t n, const char **persist)
 }
 
 /* ---- main ------------------------------------------------------------- */
-
-static int parse_u64(const char *s, uint64_t *v)
-{
-	char *end;
-	unsigned long long x;
-
-	if (!s || !*s)
-		return -1;
-	x = strtoull(s, &end, 10);
-	if (*end == 'k' || *end == 'K')
-		x *= 1000, end++;
-	else if (*end == 'm' || *end == 'M')
-		x *= 1000000, end++;
-	if (*end || x == 0)
-		return -1;
-	*v = x;
-	return 0;
-}
 
 static void usage(void)
 {
