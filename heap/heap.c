@@ -204,6 +204,7 @@ static void heap_collect_remote(int all)
  * persists must be exact, and free pages go back to the file system. */
 void heap_quiesce(void)
 {
+	theap_trim_locked(); /* this thread's empty slabs too */
 	retain_drop_all();
 	heap_collect_remote(1);
 	space_purge_all();
@@ -219,6 +220,7 @@ void heap_quiesce(void)
 int heap_freeze(void)
 {
 	heap_frozen = 1;
+	theap_trim_locked(); /* this thread's empty slabs too */
 	retain_drop_all();
 	space_purge_all(); /* free pages only: live blocks stay for the destructors */
 	if (heap.threads == 0 || (heap.threads == 1 && theap_mine())) {

@@ -204,6 +204,7 @@ BTD_NOINLINE void theap_slab_unfull(struct theap *t, struct slab *s);
 BTD_NOINLINE void theap_slab_drop(struct theap *t, struct slab *s);
 void theap_init(void);
 int theap_trim(void);                         /* a full pool: this thread's empty slabs go */
+int theap_trim_locked(void);                  /* the same, under heap.lock */
 void theap_forget(void);
 int theap_mine(void);                         /* this thread has a theap */
 

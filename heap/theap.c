@@ -254,17 +254,17 @@ static int trim_slab(struct theap *t, struct slab *s)
 	return 1;
 }
 
-/* The pool is full: this thread's empty slabs (current or partial) go to
- * the heap's retained ones, which a full pool releases (other threads keep
- * theirs).  1 when one went. */
-int theap_trim(void)
+/* This thread's empty slabs (current or partial) go to the heap's
+ * retained ones (other threads keep theirs): when the pool is full, which
+ * releases them, and before a clean close or exit; caller holds heap.lock.
+ * 1 when one went. */
+int theap_trim_locked(void)
 {
 	struct theap *t = tls_theap;
 	int any = 0;
 
 	if (!t)
 		return 0;
-	pthread_mutex_lock(&heap.lock);
 	for (unsigned c = 0; c < HEAP_CLASSES; c++) {
 		if (t->cur[c] && trim_slab(t, t->cur[c])) {
 			t->cur[c] = NULL;
@@ -275,6 +275,14 @@ int theap_trim(void)
 			any |= trim_slab(t, s);
 		}
 	}
+	return any;
+}
+
+int theap_trim(void)
+{
+	pthread_mutex_lock(&heap.lock);
+	int any = theap_trim_locked();
+
 	pthread_mutex_unlock(&heap.lock);
 	return any;
 }

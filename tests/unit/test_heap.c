@@ -728,3 +728,23 @@ Test(heap, an_emptied_heap_serves_nearly_the_whole_pool)
 	heap_free(big);
 	cr_assert_eq(heap_check(2), 0);
 }
+
+/* The closing thread's own empty slabs -- the current one of a class
+ * included -- go too: only the slab with a live block stays. */
+Test(heap, a_clean_close_releases_the_threads_empty_slabs)
+{
+	void *keep = heap_malloc(16), *ps[100];
+
+	cr_assert_eq(roots_set("keep", keep), 0);
+	for (unsigned i = 0; i < 100; i++)
+		ps[i] = heap_malloc(48);
+	for (unsigned i = 0; i < 100; i++)
+		heap_free(ps[i]);
+	store_close();
+	cr_assert_eq(store_open(path, 256 * MiB, GC_AUTO, NULL), 0, "%s", btd_last_error());
+	struct heap_stats st;
+
+	heap_stats(&st);
+	cr_assert_eq(st.slabs, 1, "%llu slabs", (unsigned long long)st.slabs);
+	cr_assert_eq(heap_check(2), 0);
+}
