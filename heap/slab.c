@@ -112,6 +112,8 @@ struct slab *slab_partial_pop(unsigned cls)
  * anyone under heap.lock for a parked slab). */
 void slab_collect(struct slab *s)
 {
+	if (!atomic_load_explicit(&s->xfree, memory_order_relaxed))
+		return; /* the common case, without a locked exchange */
 	void *list = atomic_exchange(&s->xfree, NULL);
 
 	while (list) {
