@@ -1,11 +1,12 @@
 /* alloc.c: the entry points -- heap_malloc, heap_free and the rest of the
  * family -- and large blocks.
  *
- * THE FAST PATHS.  heap_malloc of a small size: class lookup, the thread's
- * current slab, pop its local free list, set the block's bitmap bit.
- * heap_free by the owner: page map lookup, bitmap test-and-clear (which is
- * also the double-free and interior-pointer check), push.  No flush, no
- * fence, no lock, no atomic instruction (invariant 3). */
+ * THE FAST PATHS.  heap_malloc of a small size: class lookup, pop the
+ * thread's block cache (else its current slab's local free list), set the
+ * block's bitmap bit.  heap_free by the owner: page map lookup, bitmap
+ * test-and-clear (which is also the double-free and interior-pointer
+ * check), push on the cache (else the slab's list).  No flush, no fence,
+ * no lock, no atomic instruction (invariant 3). */
 #include <errno.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -68,7 +69,7 @@ static void *large_alloc(size_t n, size_t align)
 
 /* A large block; when the pool is full, once more after this thread's
  * empty slabs went back (the retained runs large_alloc releases). */
-static void *large_alloc_or_trim(size_t n, size_t align)
+static BTD_NOINLINE void *large_alloc_or_trim(size_t n, size_t align)
 {
 	void *p = large_alloc(n, align);
 
@@ -77,7 +78,7 @@ static void *large_alloc_or_trim(size_t n, size_t align)
 	return p;
 }
 
-static void large_free(size_t page, page_entry e)
+static BTD_NOINLINE void large_free(size_t page, page_entry e)
 {
 	size_t np = PAGE_LARGE_PAGES(e);
 	unsigned bit;
@@ -113,11 +114,35 @@ void heap_range(uintptr_t *lo, size_t *len)
 	*len = heap.open ? heap.pool.npages * (size_t)POOL_PAGE : 0;
 }
 
+/* No block to hand out (a frozen heap, no room for a thread heap). */
+static BTD_NOINLINE BTD_COLD void *heap_nomem(void)
+{
+	errno = ENOMEM;
+	return NULL;
+}
+
+/* This thread's first small block. */
+static BTD_NOINLINE void *small_alloc_first(unsigned cls)
+{
+	struct theap *t = theap_get();
+
+	return t ? theap_alloc_slow(t, cls) : heap_nomem();
+}
+
 static inline void *small_alloc(unsigned cls)
 {
 	struct theap *t = tls_theap;
 
 	if (likely(t)) {
+		uint32_t n = t->ncached[cls];
+
+		if (likely(n)) {
+			void *b = t->cached[cls][--n];
+
+			t->ncached[cls] = n;
+			heap_bit_set(b);
+			return b;
+		}
 		struct slab *s = t->cur[cls];
 
 		if (likely(s && s->free)) {
@@ -128,19 +153,15 @@ static inline void *small_alloc(unsigned cls)
 			heap_bit_set(b);
 			return b;
 		}
-	} else if (!(t = theap_get())) {
-		errno = ENOMEM;
-		return NULL;
+		return theap_alloc_slow(t, cls);
 	}
-	return theap_alloc_slow(t, cls);
+	return small_alloc_first(cls);
 }
 
 void *heap_malloc(size_t n)
 {
-	if (unlikely(heap_frozen)) {
-		errno = ENOMEM;
-		return NULL;
-	}
+	if (unlikely(heap_frozen))
+		return heap_nomem();
 	if (likely(n <= HEAP_SMALL_MAX))
 		return small_alloc(size_class(n));
 	return large_alloc_or_trim(n, 0);
@@ -184,7 +205,7 @@ static inline struct slab *block_slab(const void *p, const char *what, page_entr
 	return (struct slab *)e;
 }
 
-static void remote_free(struct slab *s, void *p)
+static BTD_NOINLINE void remote_free(struct slab *s, void *p)
 {
 	/* The bit stays until the owner collects the block (slab_collect):
 	 * the bitmap words are the owner's.  So a double free whose first free
@@ -245,15 +266,15 @@ void heap_free(void *p)
 		if (unlikely(!(*w & ((uint64_t)1 << bit))))
 			heap_misuse("free", p);
 		*w &= ~((uint64_t)1 << bit);
-		link_set(p, s->free);
-		s->free = p;
-		s->used--;
-		if (unlikely(s->list != LIST_NONE)) {
-			if (s->list == LIST_FULL)
-				theap_slab_unfull(t, s);
-			else if (!s->used && (s->next || s->prev))
-				theap_slab_drop(t, s); /* keep the last one: no churn */
+		unsigned cls = s->cls;
+		uint32_t n = t->ncached[cls];
+
+		if (likely(n < heap_cache_cap[cls])) {
+			t->cached[cls][n] = p;
+			t->ncached[cls] = n + 1;
+			return;
 		}
+		slab_free_local(t, s, p);
 		return;
 	}
 	remote_free(s, p);

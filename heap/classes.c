@@ -16,6 +16,7 @@ const uint32_t heap_class_size[HEAP_CLASSES] = {
  * above 1 KiB is a multiple of 256). */
 uint8_t heap_class_lo[1024 / 16 + 1];
 uint8_t heap_class_hi[HEAP_SMALL_MAX / 256 + 1];
+uint32_t heap_cache_cap[HEAP_CLASSES];
 
 static void tables(void)
 {
@@ -31,6 +32,11 @@ static void tables(void)
 		while (heap_class_size[c] < i * 256)
 			c++;
 		heap_class_hi[i] = (uint8_t)c;
+	}
+	for (c = 0; c < HEAP_CLASSES; c++) {
+		uint32_t n = HEAP_CACHE_BYTES / heap_class_size[c];
+
+		heap_cache_cap[c] = n > HEAP_CACHE_MAX ? HEAP_CACHE_MAX : n < 8 ? 8 : n;
 	}
 }
 

@@ -42,6 +42,8 @@
 #define HEAP_EMPTY_MAX 128u        /* empty slabs retained (8 MiB) */
 #define HEAP_IDLE_BINS 512u        /* freed large runs retained up to 2 MiB each ... */
 #define HEAP_IDLE_PAGES 16384u     /* ... and 64 MiB in all */
+#define HEAP_CACHE_MAX 64u         /* blocks a thread caches per class ... */
+#define HEAP_CACHE_BYTES 65536u    /* ... and bytes (at least 8 blocks) */
 #define DESC_PER_PAGE (POOL_PAGE / sizeof(uint64_t)) /* descriptors per page of them */
 
 struct theap;
@@ -53,7 +55,6 @@ struct slab {
 	uint32_t bump;             /* blocks at and above this were never handed out */
 	uint32_t rebuild;          /* free list to be built from the bitmap */
 	uint32_t list;             /* the owner's list it is on (owner only) */
-	uint32_t cls;
 	uint32_t size;             /* block size */
 	uint32_t nblocks;
 	char *start;               /* first block (the slab's first page) */
@@ -64,6 +65,7 @@ struct slab {
 	_Alignas(64) struct theap *owner; /* NULL: parked on the heap's partial list */
 	void *_Atomic xfree;       /* frees from other threads */
 	_Atomic int state;         /* slab_state below */
+	uint32_t cls;              /* here: the owner's free reads it with owner */
 	struct slab *dnext;        /* on the owner's delayed list */
 };
 _Static_assert(sizeof(struct slab) == 128, "struct slab: two cache lines");
@@ -80,6 +82,12 @@ typedef uintptr_t page_entry;
 #define PAGE_LARGE_PAGES(e) ((e) >> 2)
 
 struct theap {
+	/* The block cache: per class, the blocks this thread freed last into
+	 * its own slabs, reused first (LIFO).  Their bitmap bits are clear
+	 * (free, for the double-free check and for recovery) while their
+	 * slabs still count them used, so no slab empties under the cache. */
+	uint32_t ncached[HEAP_CLASSES];
+	void *cached[HEAP_CLASSES][HEAP_CACHE_MAX];
 	struct slab *cur[HEAP_CLASSES];     /* the slab each class allocates from */
 	struct slab *partial[HEAP_CLASSES]; /* owned slabs with free blocks */
 	struct slab *full[HEAP_CLASSES];    /* owned slabs with none */
@@ -147,6 +155,7 @@ BTD_COLD BTD_NORETURN void heap_misuse(const char *what, const void *p);
 
 /* classes.c */
 extern const uint32_t heap_class_size[HEAP_CLASSES];
+extern uint32_t heap_cache_cap[HEAP_CLASSES];      /* blocks cached per class */
 extern uint8_t heap_class_lo[1024 / 16 + 1], heap_class_hi[HEAP_SMALL_MAX / 256 + 1];
 void classes_init(void);
 
@@ -202,6 +211,7 @@ void theap_list_del(struct theap *t, struct slab *s);
 BTD_NOINLINE void *theap_alloc_slow(struct theap *t, unsigned cls);
 BTD_NOINLINE void theap_slab_unfull(struct theap *t, struct slab *s);
 BTD_NOINLINE void theap_slab_drop(struct theap *t, struct slab *s);
+void theap_cache_flush(struct theap *t);      /* the cache back to the slabs */
 void theap_init(void);
 int theap_trim(void);                         /* a full pool: this thread's empty slabs go */
 int theap_trim_locked(void);                  /* the same, under heap.lock */
@@ -284,6 +294,20 @@ static inline void heap_bit_set(const void *p)
 	uint64_t *w = heap_bitword(p, &bit);
 
 	*w |= (uint64_t)1 << bit;
+}
+
+/* The owner frees block p (its bit cleared already) into its slab s. */
+static inline void slab_free_local(struct theap *t, struct slab *s, void *p)
+{
+	link_set(p, s->free);
+	s->free = p;
+	s->used--;
+	if (unlikely(s->list != LIST_NONE)) {
+		if (s->list == LIST_FULL)
+			theap_slab_unfull(t, s);
+		else if (!s->used && (s->next || s->prev))
+			theap_slab_drop(t, s); /* keep the last one: no churn */
+	}
 }
 
 #endif

@@ -84,11 +84,34 @@ static void theap_park_list(struct theap *t, struct slab *s)
 	}
 }
 
+/* The block cache goes back to the slabs its blocks came from (the
+ * caller holds heap.lock or not): before they change owner or are
+ * trimmed.  A slab this empties stays on its list, for the caller. */
+void theap_cache_flush(struct theap *t)
+{
+	if (!heap.pagemap)
+		return; /* detached: nothing to give back to */
+	for (unsigned c = 0; c < HEAP_CLASSES; c++) {
+		for (uint32_t i = 0; i < t->ncached[c]; i++) {
+			void *p = t->cached[c][i];
+			struct slab *s = (struct slab *)heap.pagemap[pool_page_of(&heap.pool, p)];
+
+			link_set(p, s->free);
+			s->free = p;
+			s->used--;
+			if (s->list == LIST_FULL)
+				theap_slab_unfull(t, s);
+		}
+		t->ncached[c] = 0;
+	}
+}
+
 /* A thread is ending: its slabs go to the heap's partial lists. */
 static void theap_exit(void *arg)
 {
 	struct theap *t = arg;
 
+	theap_cache_flush(t);
 	pthread_mutex_lock(&heap.lock);
 	for (struct slab *s = t->delayed; s; s = s->dnext) {
 		theap_list_del(t, s);
@@ -265,6 +288,7 @@ int theap_trim_locked(void)
 
 	if (!t)
 		return 0;
+	theap_cache_flush(t);
 	for (unsigned c = 0; c < HEAP_CLASSES; c++) {
 		if (t->cur[c] && trim_slab(t, t->cur[c])) {
 			t->cur[c] = NULL;

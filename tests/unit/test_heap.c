@@ -757,3 +757,88 @@ Test(heap, a_clean_close_releases_the_threads_empty_slabs)
 	cr_assert_eq(slabs, 1, "%u slabs in the closed pool", slabs);
 	cr_assert_eq(store_open(path, 256 * MiB, GC_AUTO, NULL), 0, "%s", btd_last_error());
 }
+
+/* ---- the thread's block cache ------------------------------------------ */
+
+Test(heap, a_block_freed_into_an_older_slab_is_reused_first)
+{
+	enum { N = 3 * SLAB_BYTES / 512 - 8 };
+	static void *ps[N];
+
+	for (unsigned i = 0; i < N; i++)
+		ps[i] = heap_malloc(512);
+	/* ps[0] is in the first slab, long full; the current slab is the
+	 * third, with 8 blocks never handed out.  The next block of the class is the one just freed (LIFO),
+	 * warm in the cache, not a cold one of the current slab. */
+	heap_free(ps[0]);
+	void *q = heap_malloc(512);
+
+	cr_assert_eq(q, ps[0], "got %p, not the block just freed (%p)", q, ps[0]);
+	heap_free(ps[5]);
+	heap_free(ps[N - 1]);
+	cr_assert_eq(heap_malloc(512), ps[N - 1]);
+	cr_assert_eq(heap_malloc(512), ps[5]);
+	cr_assert_eq(heap_check(2), 0);
+}
+
+static void *free_it(void *p)
+{
+	heap_free(p);
+	return NULL;
+}
+
+Test(heap, a_remote_free_of_a_cached_block_aborts, .signal = SIGABRT)
+{
+	void *p = heap_malloc(48);
+	pthread_t t;
+
+	heap_free(p); /* into this thread's cache */
+	pthread_create(&t, NULL, free_it, p);
+	pthread_join(t, NULL);
+}
+
+Test(heap, a_cached_block_is_free_for_the_gc_and_the_checks)
+{
+	void *keep = heap_malloc(48), *p = heap_malloc(48);
+
+	cr_assert_eq(roots_set("keep", keep), 0);
+	heap_free(p);
+	cr_assert_not(heap_is_block(p), "a cached block counts as live");
+	struct heap_stats st;
+
+	heap_stats(&st);
+	cr_assert_eq(st.small_live, 1);
+	cr_assert_eq(heap_check(2), 0);
+}
+
+static void *fill_and_free(void *arg)
+{
+	enum { N = SLAB_BYTES / 48 };
+	static void *ps[N];
+
+	(void)arg;
+	for (unsigned i = 0; i < N; i++)
+		ps[i] = heap_malloc(48);
+	for (unsigned i = 0; i < N; i++)
+		heap_free(ps[i]);
+	return NULL; /* and exit, with blocks in its cache */
+}
+
+Test(heap, a_thread_exit_gives_its_cached_blocks_back)
+{
+	pthread_t t;
+	struct heap_stats st;
+
+	pthread_create(&t, NULL, fill_and_free, NULL);
+	pthread_join(t, NULL);
+	heap_stats(&st);
+	uint64_t pages = st.pages_used;
+
+	/* The exited thread's slab is whole again: a slab's worth fits in it. */
+	for (unsigned i = 0; i < SLAB_BYTES / 48; i++)
+		heap_malloc(48);
+	heap_stats(&st);
+	cr_assert_eq(st.pages_used, pages, "%llu pages used, %llu before: cached blocks lost",
+		     (unsigned long long)st.pages_used, (unsigned long long)pages);
+	cr_assert_eq(heap_check(2), 0);
+}
