@@ -5,7 +5,8 @@
  *   run     consecutive pages: a slab, or one large block
  *   slab    a 64 KiB run cut into blocks of one size class
  *   class   one of HEAP_CLASSES block sizes, 16 B .. 16 KiB
- *   theap   a thread's heap: per class, the slab it allocates from
+ *   theap   a thread's heap: per class, a block cache and the slab it
+ *           allocates from
  *
  * Volatile state (DRAM, rebuilt at every open): the page map (page -> slab
  * or large run), slab free lists, the free-run index.  Persistent state (in
@@ -13,11 +14,13 @@
  * points (retain.c); the block-start bitmap, lazily (see layout.h).
  *
  * CONCURRENCY.  A slab belongs to one theap, whose thread alone pops and
- * pushes its local free list and writes its bitmap words (a slab's bitmap
- * words are its own: slabs never share a page, and a page is 4 bitmap
- * words).  A theap keeps, per class, its current slab, a list of slabs
- * with free blocks (partial) and a list of exhausted ones (full); its own
- * frees stay local whichever list the slab is on.  Other threads free into
+ * pushes its local free list, caches its freed blocks, and writes its
+ * bitmap words (a slab's bitmap words are its own: slabs never share a
+ * page, and a page is 4 bitmap words).  A theap keeps, per class, its
+ * block cache, its current slab, a list of slabs with free blocks
+ * (partial) and a list of exhausted ones (full); its own frees stay local
+ * whichever list the slab is on, and go back to their slabs before a slab
+ * changes owner or is trimmed (theap_cache_flush).  Other threads free into
  * a slab's `xfree` stack with one CAS; the owner collects it when it next
  * visits the slab -- and since it never visits its full slabs, the first
  * remote free into a full slab hands it to the owner's `delayed` list

@@ -1,6 +1,7 @@
-/* theap.c: thread heaps -- per size class, the slab a thread allocates
- * from and its lists of partial and full slabs -- and the small-object
- * slow path (see SLAB STATES in heap_int.h). */
+/* theap.c: thread heaps -- per size class, a cache of the blocks the
+ * thread freed last, the slab it allocates from and its lists of partial
+ * and full slabs -- and the small-object slow path (see SLAB STATES in
+ * heap_int.h). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
