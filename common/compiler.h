@@ -14,6 +14,7 @@
 #define BTD_TLS __thread __attribute__((tls_model("initial-exec")))
 
 #define BTD_NOINLINE __attribute__((noinline))
+#define BTD_INLINE   inline __attribute__((always_inline))
 #define BTD_COLD     __attribute__((cold, noinline))
 #define BTD_NORETURN __attribute__((noreturn))
 #define BTD_PRINTF(f, a) __attribute__((format(printf, f, a)))

@@ -129,7 +129,31 @@ static BTD_NOINLINE void *small_alloc_first(unsigned cls)
 	return t ? theap_alloc_slow(t, cls) : heap_nomem();
 }
 
-static inline void *small_alloc(unsigned cls)
+static void *direct_refused(size_t n)
+{
+	(void)n;
+	return heap_nomem();
+}
+
+void *(*heap_direct_miss)(size_t n) = direct_refused;
+
+/* heap_malloc_direct's slow paths: heap_malloc's, and the miss. */
+static BTD_NOINLINE void *small_slow_direct(struct theap *t, unsigned cls, size_t n)
+{
+	void *p = t ? theap_alloc_slow(t, cls) : small_alloc_first(cls);
+
+	return p ? p : heap_direct_miss(n);
+}
+
+static BTD_NOINLINE void *large_direct(size_t n)
+{
+	void *p = large_alloc_or_trim(n, 0);
+
+	return p ? p : heap_direct_miss(n);
+}
+
+/* direct: heap_malloc_direct's (a constant: two copies). */
+static BTD_INLINE void *small_alloc(unsigned cls, size_t req, int direct)
 {
 	struct theap *t = tls_theap;
 
@@ -153,9 +177,9 @@ static inline void *small_alloc(unsigned cls)
 			heap_bit_set(b);
 			return b;
 		}
-		return theap_alloc_slow(t, cls);
+		return direct ? small_slow_direct(t, cls, req) : theap_alloc_slow(t, cls);
 	}
-	return small_alloc_first(cls);
+	return direct ? small_slow_direct(NULL, cls, req) : small_alloc_first(cls);
 }
 
 void *heap_malloc(size_t n)
@@ -163,8 +187,17 @@ void *heap_malloc(size_t n)
 	if (unlikely(heap_frozen))
 		return heap_nomem();
 	if (likely(n <= HEAP_SMALL_MAX))
-		return small_alloc(size_class(n));
+		return small_alloc(size_class(n), n, 0);
 	return large_alloc_or_trim(n, 0);
+}
+
+void *heap_malloc_direct(size_t n)
+{
+	if (unlikely(heap_frozen))
+		return heap_direct_miss(n);
+	if (likely(n <= HEAP_SMALL_MAX))
+		return small_alloc(size_class(n), n, 1);
+	return large_direct(n);
 }
 
 void *heap_aligned(size_t align, size_t n)
@@ -180,7 +213,7 @@ void *heap_aligned(size_t align, size_t n)
 	if (align <= POOL_PAGE && n <= HEAP_SMALL_MAX) {
 		for (unsigned c = size_class(n < align ? align : n); c < HEAP_CLASSES; c++)
 			if (heap_class_size[c] % align == 0)
-				return small_alloc(c);
+				return small_alloc(c, n, 0);
 	}
 	return large_alloc_or_trim(n, align);
 }
@@ -191,8 +224,7 @@ static inline struct slab *block_slab(const void *p, const char *what, page_entr
 {
 	if (unlikely((uintptr_t)p & (POOL_GRANULE - 1)))
 		heap_misuse(what, p);
-	size_t page = pool_page_of(&heap.pool, p);
-	page_entry e = heap.pagemap[page];
+	page_entry e = heap_page_entry(p);
 
 	*out = e;
 	if (unlikely(!e))
@@ -237,19 +269,16 @@ int heap_is_block(const void *p)
 {
 	if (!heap_owns(p) || ((uintptr_t)p & (POOL_GRANULE - 1)))
 		return 0;
-	page_entry e = heap.pagemap[pool_page_of(&heap.pool, p)];
+	page_entry e = heap_page_entry(p);
 
 	if (!e || (PAGE_IS_LARGE(e) && ((uintptr_t)p & (POOL_PAGE - 1))))
 		return 0;
 	return heap_bit_test(p); /* bits stand at block starts only */
 }
 
-void heap_free(void *p)
+/* heap_free past its first checks (inlined into both callers). */
+static BTD_INLINE void free_block(void *p)
 {
-	if (unlikely(heap_frozen))
-		return; /* a fork child: the parent's block, in a private view */
-	if (unlikely(tx_busy) && tx_takes_free(p))
-		return; /* a block this thread's transaction changed: freed at its commit */
 	page_entry e;
 	struct slab *s = block_slab(p, "free", &e);
 
@@ -278,6 +307,24 @@ void heap_free(void *p)
 		return;
 	}
 	remote_free(s, p);
+}
+
+/* A free while this thread is in a transaction. */
+static BTD_NOINLINE void free_in_tx(void *p)
+{
+	if (!tx_takes_free(p)) /* else a block the transaction changed: freed at its commit */
+		free_block(p);
+}
+
+void heap_free(void *p)
+{
+	if (unlikely(heap_frozen))
+		return; /* a fork child: the parent's block, in a private view */
+	if (unlikely(tx_busy)) {
+		free_in_tx(p);
+		return;
+	}
+	free_block(p);
 }
 
 size_t heap_usable_size(const void *p)

@@ -86,6 +86,12 @@ int heap_attach(void)
 		heap_detach();
 		return err_set(BTD_ERR_NOMEM, "cannot map the heap's page tables (%zu pages)", np);
 	}
+	/* The data area is page-aligned: pool_open checks data_off against
+	 * the layout, which rounds it to a page, and the base is a mapping. */
+	uintptr_t data = (uintptr_t)heap.pool.data;
+
+	heap.map_bias = (uintptr_t)heap.pagemap - (data >> 12) * sizeof(page_entry);
+	heap.bit_bias = (uintptr_t)heap.pool.bitmap - (data >> 10) * sizeof(uint64_t);
 	int ret = space_init(np);
 
 	if (ret) {

@@ -44,6 +44,11 @@ void heap_collect_next(void);
 void heap_range(uintptr_t *lo, size_t *len);
 
 void *heap_malloc(size_t n);                 /* NULL + ENOMEM when full */
+/* heap_malloc for the interposer's entry points, which tail-call it:
+ * where heap_malloc returns NULL, it returns heap_direct_miss(n) (the
+ * interposer's fallback; until it sets one, NULL and ENOMEM). */
+extern void *(*heap_direct_miss)(size_t n);
+void *heap_malloc_direct(size_t n);
 void *heap_aligned(size_t align, size_t n);  /* align: a power of two */
 void *heap_calloc(size_t n);
 void *heap_realloc(void *p, size_t n);       /* p in the heap, n > 0 */

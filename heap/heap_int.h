@@ -100,6 +100,10 @@ struct theap {
 };
 
 struct heap {
+	/* The fast paths' lookups, from an address alone (the data area is
+	 * page-aligned): the page map entry of p is at map_bias + (p >> 12) * 8,
+	 * the bitmap word of p at bit_bias + (p >> 10) * 8. */
+	uintptr_t map_bias, bit_bias;
 	struct pool pool;
 	int open;
 	page_entry *pagemap;       /* npages entries (DRAM, lazily touched) */
@@ -244,10 +248,15 @@ void heap_purge_all(void);
 
 static inline uint64_t *heap_bitword(const void *p, unsigned *bit)
 {
-	size_t g = (size_t)((const char *)p - heap.pool.data) / POOL_GRANULE;
+	_Static_assert(POOL_GRANULE == 16, "a bitmap word covers 1 KiB");
+	*bit = (unsigned)((uintptr_t)p >> 4) & 63;
+	return (uint64_t *)(heap.bit_bias + (((uintptr_t)p >> 10) << 3));
+}
 
-	*bit = (unsigned)(g & 63);
-	return &heap.pool.bitmap[g >> 6];
+/* The page map entry of the page holding p (a pool address). */
+static inline page_entry heap_page_entry(const void *p)
+{
+	return *(const page_entry *)(heap.map_bias + (((uintptr_t)p >> 12) << 3));
 }
 
 /* The bitmap bit of block p (a relaxed read: other bits of the word may

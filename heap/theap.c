@@ -95,7 +95,7 @@ void theap_cache_flush(struct theap *t)
 	for (unsigned c = 0; c < HEAP_CLASSES; c++) {
 		for (uint32_t i = 0; i < t->ncached[c]; i++) {
 			void *p = t->cached[c][i];
-			struct slab *s = (struct slab *)heap.pagemap[pool_page_of(&heap.pool, p)];
+			struct slab *s = (struct slab *)heap_page_entry(p);
 
 			link_set(p, s->free);
 			s->free = p;

@@ -257,6 +257,13 @@ static void routing_failed(int st, const char *path)
  * api_open_pool for which.  On success the owned range and the direct path
  * follow it; a failure is routing_failed's to report, or, for the API, the
  * caller's (btd_last_error) -- a failed API call changes no routing. */
+/* heap_malloc_direct had no block: the slow path decides again and falls
+ * back (no call site: direct calls are made only without site tagging). */
+static void *direct_miss(size_t n)
+{
+	return route_alloc_slow(ENTRY_MALLOC, n, 0, 0, NULL);
+}
+
 static int heap_start(const char *cfg_pool, size_t cfg_size, int for_api)
 {
 	const struct settings *s = &interpose_settings;
@@ -278,6 +285,7 @@ static int heap_start(const char *cfg_pool, size_t cfg_size, int for_api)
 		__atomic_store_n(&route.own_span, len, __ATOMIC_RELEASE);
 		/* Sizes from here up go straight from the entry points to
 		 * the open heap (route.h): nothing but the size decides. */
+		heap_direct_miss = direct_miss;
 		if (!s->tag_sites[0] && s->policy == POLICY_ALL)
 			__atomic_store_n(&route.direct_min, 0, __ATOMIC_RELAXED);
 		else if (!s->tag_sites[0] && s->policy == POLICY_LARGE)

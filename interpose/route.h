@@ -119,7 +119,9 @@ static inline void *route_alloc_past_min(enum entry e, size_t n, size_t align, i
 					 const void *caller)
 {
 	if (likely(route_direct(n))) {
-		void *p = align ? heap_aligned(align, n) : zero ? heap_calloc(n) : heap_malloc(n);
+		if (!align && !zero)
+			return heap_malloc_direct(n); /* a tail call (heap.h) */
+		void *p = align ? heap_aligned(align, n) : heap_calloc(n);
 
 		if (likely(p))
 			return p;
