@@ -239,17 +239,22 @@ static inline struct slab *block_slab(const void *p, const char *what, page_entr
 
 static BTD_NOINLINE void remote_free(struct slab *s, void *p)
 {
-	/* The bit stays until the owner collects the block (slab_collect):
-	 * the bitmap words are the owner's.  So a double free whose first free
-	 * was remote and whose second is the owner's is not caught here (see
+	/* The block's bit in the pool's bitmap stays until the owner collects
+	 * it (REMOTE FREES in heap_int.h): the bitmap words are the owner's.
+	 * A second remote free is caught here, one of a block that is not
+	 * live when the owner collects; a remote free and then the owner's,
+	 * with the block handed out again in between, is not (see
 	 * heap/README.md, limits). */
 	if (!heap_bit_test(p))
 		heap_misuse("free", p);
-	void *head = atomic_load_explicit(&s->xfree, memory_order_relaxed);
+	size_t g = (size_t)((char *)p - s->start) / POOL_GRANULE;
+	uint64_t m = (uint64_t)1 << (g & 63);
+	uint64_t old = atomic_fetch_or(&s->rfree[g / 64], m);
 
-	do {
-		link_set(p, head);
-	} while (!atomic_compare_exchange_weak(&s->xfree, &head, p));
+	if (unlikely(old & m))
+		heap_misuse("free", p);
+	if (!old)
+		atomic_fetch_or(&s->rsum, (uint64_t)1 << (g / 64));
 	/* An owner does not visit its full slabs: tell it (see SLAB STATES). */
 	if (atomic_load(&s->state) == SLAB_FULL) {
 		pthread_mutex_lock(&heap.lock);

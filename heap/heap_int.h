@@ -42,6 +42,7 @@
 #define HEAP_SMALL_MAX 16384u
 #define SLAB_PAGES 16u
 #define SLAB_BYTES (SLAB_PAGES * POOL_PAGE)
+#define SLAB_RWORDS (SLAB_BYTES / POOL_GRANULE / 64) /* bitmap words of a slab */
 #define HEAP_EMPTY_MAX 128u        /* empty slabs retained (8 MiB) */
 #define HEAP_IDLE_BINS 512u        /* freed large runs retained up to 2 MiB each ... */
 #define HEAP_IDLE_PAGES 16384u     /* ... and 64 MiB in all */
@@ -66,12 +67,15 @@ struct slab {
 	 * free.  Apart from the owner's line, so that a producer's
 	 * allocations and its consumer's frees do not bounce one line. */
 	_Alignas(64) struct theap *owner; /* NULL: parked on the heap's partial list */
-	void *_Atomic xfree;       /* frees from other threads */
+	_Atomic uint64_t rsum;     /* words of rfree with a bit set (or about to) */
 	_Atomic int state;         /* slab_state below */
 	uint32_t cls;              /* here: the owner's free reads it with owner */
 	struct slab *dnext;        /* on the owner's delayed list */
+	/* Frees from other threads, not yet collected by the owner: a bit per
+	 * granule, as the slab's words of the pool's bitmap (REMOTE FREES). */
+	_Alignas(64) _Atomic uint64_t rfree[SLAB_RWORDS];
 };
-_Static_assert(sizeof(struct slab) == 128, "struct slab: two cache lines");
+_Static_assert(sizeof(struct slab) == 128 + SLAB_RWORDS * 8, "struct slab: two lines and rfree");
 
 /* The page map: per data page, what lives there.  A slab's 16 pages all
  * point at it; a large run's first page holds (npages << 2) | 1, or
@@ -142,12 +146,25 @@ struct heap {
  *             a remote free must tell the owner
  *   NOTIFIED  a remote free did: on the owner's delayed list
  *   PARKED    no owner: on the heap's partial list
- * The owner publishes FULL and then looks at xfree once more; a freer
- * pushes to xfree and then looks at the state.  With both sequentially
- * consistent one of them sees the other, so no freed block is lost.
- * FULL -> NOTIFIED and every change of a slab's owner happen under
- * heap.lock; FULL -> ACTIVE by the owner is a CAS that loses to a
- * notifier. */
+ * The owner publishes FULL and then looks at rsum once more; a freer
+ * marks its block in rfree and rsum and then looks at the state.  With
+ * both sequentially consistent one of them sees the other, so no freed
+ * block is lost.  FULL -> NOTIFIED and every change of a slab's owner
+ * happen under heap.lock; FULL -> ACTIVE by the owner is a CAS that loses
+ * to a notifier.
+ *
+ * REMOTE FREES.  Another thread's free sets the block's bit in the slab's
+ * rfree words (DRAM) with one atomic OR -- and, when the word was empty,
+ * the word's bit in rsum -- so a remote free touches neither the block nor
+ * the owner's bitmap.  (The word's first freer sets rsum after its OR; a
+ * later freer whose bit the owner has not yet taken finds the word not
+ * empty, so rsum has the word's bit, or will, or the owner takes the word
+ * after the later OR: no bit is left behind unannounced.)  The owner
+ * collects (slab_collect) by exchanging rsum and then each word it names:
+ * the blocks' bits in the pool's bitmap are cleared -- a bit already clear
+ * there is a double free or a pointer into a block, caught here -- and the
+ * blocks go to the thread's cache or the slab's free list, again without
+ * touching them. */
 enum slab_state { SLAB_ACTIVE, SLAB_FULL, SLAB_NOTIFIED, SLAB_PARKED };
 
 /* Which of its owner's lists a slab is on (owner only). */
@@ -199,6 +216,7 @@ void slab_forget(struct slab *s);                   /* ... its mark durable alre
 void slab_park(struct slab *s);                     /* to the heap's partial list */
 struct slab *slab_partial_pop(unsigned cls);
 void slab_collect(struct slab *s);                  /* remote frees to the local list */
+uint32_t slab_collect_to(struct slab *s, void **out, uint32_t room); /* ... up to room to out */
 void slab_rebuild(struct slab *s);                  /* the local list from the bitmap */
 void slab_carve(struct slab *s);                    /* never-used blocks to the list */
 

@@ -1,5 +1,5 @@
 /* slab.c: slabs -- a run of SLAB_PAGES pages cut into blocks of one size
- * class, with a local free list for its owner and an xfree stack for the
+ * class, with a local free list for its owner and rfree bits for the
  * frees of other threads (see CONCURRENCY in heap_int.h). */
 #include <stdatomic.h>
 #include <string.h>
@@ -108,29 +108,52 @@ struct slab *slab_partial_pop(unsigned cls)
 	return s;
 }
 
-/* Move the blocks other threads freed into the local list (the owner, or
- * anyone under heap.lock for a parked slab). */
+/* Take the blocks other threads freed (REMOTE FREES in heap_int.h): their
+ * bits in the pool's bitmap cleared, the first room of them to out (which
+ * then holds them as a cache does: counted used by the slab), the rest to
+ * the local list.  The owner, or anyone under heap.lock for a parked slab.
+ * Returns how many went to out. */
+uint32_t slab_collect_to(struct slab *s, void **out, uint32_t room)
+{
+	if (!atomic_load_explicit(&s->rsum, memory_order_relaxed))
+		return 0; /* the common case, without a locked exchange */
+	uint64_t sum = atomic_exchange(&s->rsum, 0);
+	uint32_t n = 0;
+	unsigned bit;
+	uint64_t *pw = heap_bitword(s->start, &bit); /* the slab's first word */
+
+	while (sum) {
+		unsigned w = (unsigned)__builtin_ctzll(sum);
+		uint64_t bits = atomic_exchange(&s->rfree[w], 0);
+
+		sum &= sum - 1;
+		if (unlikely((pw[w] & bits) != bits)) {
+			unsigned g = w * 64 + (unsigned)__builtin_ctzll(bits & ~pw[w]);
+
+			heap_misuse("free", s->start + (size_t)g * POOL_GRANULE);
+		}
+		pw[w] &= ~bits;
+		if (s->rebuild)
+			continue; /* the rebuild finds them in the bitmap */
+		while (bits) {
+			char *p = s->start + ((size_t)w * 64 + (unsigned)__builtin_ctzll(bits)) * POOL_GRANULE;
+
+			bits &= bits - 1;
+			if (n < room) {
+				out[n++] = p;
+			} else {
+				link_set(p, s->free);
+				s->free = p;
+				s->used--;
+			}
+		}
+	}
+	return n;
+}
+
 void slab_collect(struct slab *s)
 {
-	if (!atomic_load_explicit(&s->xfree, memory_order_relaxed))
-		return; /* the common case, without a locked exchange */
-	void *list = atomic_exchange(&s->xfree, NULL);
-
-	while (list) {
-		void *next = link_get(list);
-		unsigned bit;
-		uint64_t *w = heap_bitword(list, &bit);
-
-		if (!(*w & ((uint64_t)1 << bit)))
-			heap_misuse("free", list);
-		*w &= ~((uint64_t)1 << bit);
-		if (!s->rebuild) { /* else the rebuild finds it in the bitmap */
-			link_set(list, s->free);
-			s->free = list;
-			s->used--;
-		}
-		list = next;
-	}
+	slab_collect_to(s, NULL, 0);
 }
 
 /* Build the local free list of an adopted slab from its bitmap: the blocks

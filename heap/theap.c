@@ -158,7 +158,7 @@ static void theap_drain_delayed(struct theap *t)
 static int theap_slab_full(struct theap *t, struct slab *s)
 {
 	atomic_store(&s->state, SLAB_FULL);
-	if (atomic_load(&s->xfree)) {
+	if (atomic_load(&s->rsum)) {
 		int expect = SLAB_FULL;
 
 		if (atomic_compare_exchange_strong(&s->state, &expect, SLAB_ACTIVE))
@@ -198,8 +198,8 @@ static struct slab *theap_slab_acquire(struct theap *t, unsigned cls)
 	return s;
 }
 
-/* The current slab of cls is dry: collect remote frees, carve fresh
- * blocks, or move to another slab. */
+/* The cache and the current slab of cls are dry: collect remote frees,
+ * carve fresh blocks, or move to another slab. */
 BTD_NOINLINE void *theap_alloc_slow(struct theap *t, unsigned cls)
 {
 	struct slab *s = t->cur[cls];
@@ -207,9 +207,21 @@ BTD_NOINLINE void *theap_alloc_slow(struct theap *t, unsigned cls)
 	if (__atomic_load_n(&t->delayed, __ATOMIC_RELAXED))
 		theap_drain_delayed(t);
 	for (;;) {
+		if (s && !s->free) {
+			/* Remote frees straight to the cache: no block is touched. */
+			uint32_t n = t->ncached[cls];
+			uint32_t k = slab_collect_to(s, t->cached[cls] + n, heap_cache_cap[cls] - n);
+
+			if (k) {
+				void *b = t->cached[cls][n + k - 1];
+
+				t->cur[cls] = s;
+				t->ncached[cls] = n + k - 1;
+				heap_bit_set(b);
+				return b;
+			}
+		}
 		if (s) {
-			if (!s->free)
-				slab_collect(s);
 			if (!s->free && s->bump < s->nblocks)
 				slab_carve(s);
 			if (s->free) {
