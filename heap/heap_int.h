@@ -21,8 +21,8 @@
  * (partial) and a list of exhausted ones (full); its own frees stay local
  * whichever list the slab is on, and go back to their slabs before a slab
  * changes owner or is trimmed (theap_cache_flush).  Other threads free into
- * a slab's `xfree` stack with one CAS; the owner collects it when it next
- * visits the slab -- and since it never visits its full slabs, the first
+ * a slab's `rfree` bits with one atomic OR (REMOTE FREES below); the owner
+ * collects them when it next visits the slab -- and since it never visits its full slabs, the first
  * remote free into a full slab hands it to the owner's `delayed` list
  * (under heap.lock), which the owner drains in its slow path.  Slabs of a
  * thread that exited are parked on the heap's partial lists for any
