@@ -301,7 +301,7 @@ static inline uint32_t heap_slab_live(const struct slab *s)
 }
 
 /* FREE-LIST LINKS.  A free block's first word links it to the next free
- * block (a slab's local list, or its xfree stack).  The word is stored
+ * block (a slab's local list).  The word is stored
  * complemented: a link is then at or above 2^63, never a user-space address
  * and so never a pointer into the pool, and the recovery GC's conservative
  * mark cannot follow it from a block handed out before the program wrote
