@@ -158,12 +158,13 @@ static BTD_INLINE void *small_alloc(unsigned cls, size_t req, int direct)
 	struct theap *t = tls_theap;
 
 	if (likely(t)) {
-		uint32_t n = t->ncached[cls];
+		struct tbin *c = &t->bin[cls];
+		void **top = c->top;
 
-		if (likely(n)) {
-			void *b = t->cached[cls][--n];
+		if (likely(top != c->base)) {
+			void *b = *--top;
 
-			t->ncached[cls] = n;
+			c->top = top;
 			heap_bit_set(b);
 			return b;
 		}
@@ -296,16 +297,17 @@ static BTD_INLINE void free_block(void *p)
 	if (likely(__atomic_load_n(&s->owner, __ATOMIC_RELAXED) == t && t)) {
 		unsigned bit;
 		uint64_t *w = heap_bitword(p, &bit);
+		uint64_t m = (uint64_t)1 << bit, v = *w;
 
-		if (unlikely(!(*w & ((uint64_t)1 << bit))))
+		if (unlikely(!(v & m)))
 			heap_misuse("free", p);
-		*w &= ~((uint64_t)1 << bit);
-		unsigned cls = s->cls;
-		uint32_t n = t->ncached[cls];
+		*w = v ^ m;
+		struct tbin *c = &t->bin[s->cls];
+		void **top = c->top;
 
-		if (likely(n < heap_cache_cap[cls])) {
-			t->cached[cls][n] = p;
-			t->ncached[cls] = n + 1;
+		if (likely(top != c->end)) {
+			*top = p;
+			c->top = top + 1;
 			return;
 		}
 		slab_free_local(t, s, p);

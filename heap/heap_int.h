@@ -93,7 +93,12 @@ struct theap {
 	 * its own slabs, reused first (LIFO).  Their bitmap bits are clear
 	 * (free, for the double-free check and for recovery) while their
 	 * slabs still count them used, so no slab empties under the cache. */
-	uint32_t ncached[HEAP_CLASSES];
+	struct tbin {
+		void **top;        /* the next free slot; base when empty */
+		void **base;       /* cached[cls] */
+		void **end;        /* base + heap_cache_cap[cls]: full */
+		void *unused;
+	} bin[HEAP_CLASSES];       /* all NULL: always empty and always full */
 	void *cached[HEAP_CLASSES][HEAP_CACHE_MAX];
 	struct slab *cur[HEAP_CLASSES];     /* the slab each class allocates from */
 	struct slab *partial[HEAP_CLASSES]; /* owned slabs with free blocks */

@@ -49,6 +49,16 @@ void theap_list_del(struct theap *t, struct slab *s)
 	s->list = LIST_NONE;
 }
 
+/* An empty thread heap, its cache ready. */
+static void theap_reset(struct theap *t)
+{
+	memset(t, 0, sizeof(*t));
+	for (unsigned c = 0; c < HEAP_CLASSES; c++) {
+		t->bin[c].base = t->bin[c].top = t->cached[c];
+		t->bin[c].end = t->cached[c] + heap_cache_cap[c];
+	}
+}
+
 struct theap *theap_get(void)
 {
 	struct theap *t = tls_theap;
@@ -62,7 +72,7 @@ struct theap *theap_get(void)
 	else
 		t = heap_internal_alloc(sizeof(*t));
 	if (t) {
-		memset(t, 0, sizeof(*t));
+		theap_reset(t);
 		t->alive = 1;
 		heap.threads++;
 	}
@@ -93,8 +103,8 @@ void theap_cache_flush(struct theap *t)
 	if (!heap.pagemap)
 		return; /* detached: nothing to give back to */
 	for (unsigned c = 0; c < HEAP_CLASSES; c++) {
-		for (uint32_t i = 0; i < t->ncached[c]; i++) {
-			void *p = t->cached[c][i];
+		for (void **i = t->bin[c].base; i < t->bin[c].top; i++) {
+			void *p = *i;
 			struct slab *s = (struct slab *)heap_page_entry(p);
 
 			link_set(p, s->free);
@@ -103,7 +113,7 @@ void theap_cache_flush(struct theap *t)
 			if (s->list == LIST_FULL)
 				theap_slab_unfull(t, s);
 		}
-		t->ncached[c] = 0;
+		t->bin[c].top = t->bin[c].base;
 	}
 }
 
@@ -209,14 +219,14 @@ BTD_NOINLINE void *theap_alloc_slow(struct theap *t, unsigned cls)
 	for (;;) {
 		if (s && !s->free) {
 			/* Remote frees straight to the cache: no block is touched. */
-			uint32_t n = t->ncached[cls];
-			uint32_t k = slab_collect_to(s, t->cached[cls] + n, heap_cache_cap[cls] - n);
+			struct tbin *c = &t->bin[cls];
+			uint32_t k = slab_collect_to(s, c->top, (uint32_t)(c->end - c->top));
 
 			if (k) {
-				void *b = t->cached[cls][n + k - 1];
+				void *b = c->top[k - 1];
 
 				t->cur[cls] = s;
-				t->ncached[cls] = n + k - 1;
+				c->top += k - 1;
 				heap_bit_set(b);
 				return b;
 			}
@@ -335,7 +345,7 @@ void theap_init(void)
 void theap_forget(void)
 {
 	if (tls_theap)
-		memset(tls_theap, 0, sizeof(*tls_theap));
+		theap_reset(tls_theap);
 }
 
 int theap_mine(void)
