@@ -529,7 +529,6 @@ int interpose_init(char *const *envp, int secure)
 		log_msg(LOG_INFO, "BTD_POOL_PROGRAM=%s does not name %s: no pool, all on "
 			"jemalloc", s->pool_program, program_invocation_short_name);
 	}
-	route.errno_off = (char *)&errno - (char *)__builtin_thread_pointer();
 	ready = 1;
 	/* Publish the fast path last. */
 	if (!stats_on)

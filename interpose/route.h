@@ -7,12 +7,11 @@
  *		persistent path, or slow path
  *	return transient.malloc(n)   a tail call
  *
- * and of a free, one range check and an indirect call, errno kept around
- * it:
+ * and of a free, one range check and an indirect call:
  *
  *	if (p - route.own_lo < route.own_span)   pointers btd must see
  *		heap_free(p) (a tail call), or slow path
- *	saved = errno; transient.free(p); errno = saved
+ *	transient.free(p)            a tail call
  *
  * route_min starts at 0 in every thread, so a thread's first allocation
  * takes the slow path, which sets it from the policy: SIZE_MAX when nothing
@@ -41,12 +40,12 @@
  * to heap_free, which leaves the frozen heap alone.
  *
  * errno: free keeps it -- the persistent heap's free sets none (its slow
- * paths put back what a failed punch or msync set), and jemalloc's is
- * wrapped in a save and restore.  (Extent hooks that kept errno inside
- * jemalloc, so that its free could be tail-called, were tried: jemalloc
- * 5.3's default merge hook, called from a hook of ours, deadlocks on a
- * lock its caller holds.)  The allocation paths set ENOMEM on failure and
- * may leave errno changed on success, as glibc's may. */
+ * paths put back what a failed punch or msync set), and neither does
+ * jemalloc's in the preload library, whose madvise, munmap, mmap and
+ * mprotect leave errno alone when jemalloc calls them (keep_errno.c; the
+ * unit tests' build of the entry points has no such wrappers).  The
+ * allocation paths set ENOMEM on failure and may leave errno changed on
+ * success, as glibc's may. */
 #ifndef BTD_INTERPOSE_ROUTE_H
 #define BTD_INTERPOSE_ROUTE_H
 
@@ -68,7 +67,6 @@ struct route {
 	uintptr_t own_lo;   /* pointers with p - own_lo < own_span take the slow path */
 	uintptr_t own_span;
 	size_t direct_min;  /* sizes from here up go straight to the heap */
-	intptr_t errno_off; /* &errno - thread pointer, the same in every thread */
 };
 
 extern struct route route;
@@ -86,16 +84,6 @@ void route_free_slow(enum entry e, void *p) __attribute__((nothrow));
 void heap_free(void *p) __attribute__((nothrow));
 #endif
 size_t route_usable_size_slow(void *p);
-
-/* errno survives free(): glibc promises it since 2.33 and programs rely on
- * it.  errno lives in libc's static TLS, at the same offset from the thread
- * pointer in every thread; knowing that offset makes its address one add
- * instead of a call to __errno_location() through the PLT.  Valid once
- * interpose_init() has run, which is before any free takes the fast path. */
-static inline int *route_errno_fast(void)
-{
-	return (int *)((char *)__builtin_thread_pointer() + route.errno_off);
-}
 
 static inline int route_owns(const void *p)
 {
@@ -144,7 +132,7 @@ static inline void *route_aligned(enum entry e, size_t align, size_t n)
 	return transient.aligned_alloc(align, n);
 }
 
-/* heap_free is a tail call (it sets no errno); jemalloc's free is wrapped. */
+/* Both frees are tail calls: neither sets errno (see above). */
 static inline void route_free(enum entry e, void *p)
 {
 	uintptr_t lo = route.own_lo;
@@ -156,11 +144,7 @@ static inline void route_free(enum entry e, void *p)
 			route_free_slow(e, p);
 		return;
 	}
-	int *err = route_errno_fast();
-	int saved = *err;
-
-	transient.free(p);
-	*err = saved;
+	transient.free(p); /* a tail call: it keeps errno (keep_errno.c) */
 }
 
 #ifdef __cplusplus

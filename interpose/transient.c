@@ -3,6 +3,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <jemalloc/jemalloc.h>
 #include <string.h>
 
@@ -44,10 +45,15 @@ static void *shim_realloc(void *p, size_t n)
 	return q;
 }
 
+/* Before the bind, free keeps errno here (keep_errno.c needs jemalloc's
+ * text, which the bind finds). */
 static void shim_free(void *p)
 {
+	int saved = errno;
+
 	if (p)
 		dallocx(p, 0);
+	errno = saved;
 }
 
 static void *shim_aligned_alloc(size_t align, size_t n)
@@ -89,6 +95,30 @@ struct transient_ops transient = {
 };
 
 static int bound;
+struct transient_text transient_text;
+
+struct text_search {
+	uintptr_t addr;       /* an address in jemalloc's code */
+	uintptr_t lo, hi;     /* the executable segment holding it */
+};
+
+static int text_of(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct text_search *ts = arg;
+
+	(void)size;
+	for (unsigned i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && ts->addr - lo < hi - lo) {
+			ts->lo = lo;
+			ts->hi = hi;
+			return 1;
+		}
+	}
+	return 0;
+}
 
 int transient_is_bound(void)
 {
@@ -122,7 +152,13 @@ int transient_bind(void)
 		return -1;
 	}
 	struct transient_ops ops;
+	struct text_search ts = { (uintptr_t)(void *)mallocx, 0, 0 };
 
+	if (!dl_iterate_phdr(text_of, &ts)) {
+		log_msg(LOG_WARN, "jemalloc's code segment was not found: staying on its "
+			"mallocx() entry points (slower)");
+		return -1;
+	}
 	*(void **)&ops.malloc = resolve(h, "malloc", info.dli_fbase);
 	*(void **)&ops.calloc = resolve(h, "calloc", info.dli_fbase);
 	*(void **)&ops.realloc = resolve(h, "realloc", info.dli_fbase);
@@ -133,6 +169,10 @@ int transient_bind(void)
 	if (!ops.malloc || !ops.calloc || !ops.realloc || !ops.free ||
 	    !ops.aligned_alloc || !ops.posix_memalign || !ops.usable_size)
 		return -1;
+	/* jemalloc's system calls keep errno from here on (keep_errno.c), so
+	 * its free may stand in for the shim's. */
+	transient_text.lo = ts.lo;
+	transient_text.span = ts.hi - ts.lo;
 	/* Each pointer is one aligned word: a concurrent caller sees the shim or
 	 * jemalloc's entry, and both serve the same heap. */
 	__atomic_store_n(&transient.malloc, ops.malloc, __ATOMIC_RELEASE);

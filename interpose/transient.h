@@ -13,6 +13,7 @@
 #define BTD_INTERPOSE_TRANSIENT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -46,6 +47,13 @@ int transient_bind(void);
 
 /* 1 when the table holds jemalloc's own malloc/free (after a bind). */
 int transient_is_bound(void);
+
+/* jemalloc's executable segment, found by transient_bind before it swaps
+ * in jemalloc's free (keep_errno.c); empty until then. */
+struct transient_text {
+	uintptr_t lo, span;
+};
+extern struct transient_text transient_text;
 
 #ifdef __cplusplus
 }

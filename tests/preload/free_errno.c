@@ -16,8 +16,9 @@
  * The program checks that this failure injection works (a direct madvise
  * on a locked page must fail) and says so; where mlock is refused
  * (RLIMIT_MEMLOCK) the frees are still checked, without the failures.
- * Without the errno-keeping extent hooks of interpose/transient.c, the
- * large, small, cross-thread and TSD-destructor frees here fail (EINVAL). */
+ * Without interpose/keep_errno.c (jemalloc's madvise and the rest keep
+ * errno), the large, small, cross-thread and TSD-destructor frees here fail
+ * (EINVAL). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -55,13 +56,38 @@ static void probe_locking(void)
 
 	CHECK(m != MAP_FAILED, "mmap");
 	if (mlock(m, (size_t)page) == 0) {
+		errno = 0;
 		locking = madvise(m, (size_t)page, MADV_DONTNEED) != 0;
+		CHECK(!locking || errno == EINVAL, "the program's failing madvise set errno %d", errno);
 		munlock(m, (size_t)page);
 	}
 	munmap(m, (size_t)page);
 	printf("free_errno: purges of locked pages %s\n",
 	       locking ? "fail (EINVAL): the frees below make failing system calls"
 		       : "cannot be made to fail here (mlock refused)");
+}
+
+/* The preload library's madvise, munmap, mmap and mprotect (which keep
+ * errno for jemalloc) set it for the program, as glibc's do. */
+static void program_calls_set_errno(void)
+{
+	char *bad = (char *)(uintptr_t)page + 1; /* not page-aligned */
+
+	errno = 0;
+	CHECK(madvise(bad, (size_t)page, MADV_DONTNEED) == -1 && errno == EINVAL,
+	      "madvise of an unaligned address: errno %d", errno);
+	errno = 0;
+	CHECK(munmap(bad, (size_t)page) == -1 && errno == EINVAL,
+	      "munmap of an unaligned address: errno %d", errno);
+	errno = 0;
+	CHECK(mprotect(bad, (size_t)page, PROT_READ) == -1 && errno == EINVAL,
+	      "mprotect of an unaligned address: errno %d", errno);
+	errno = 0;
+	CHECK(mmap(NULL, 0, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED &&
+	      errno == EINVAL, "mmap of 0 bytes: errno %d", errno);
+	errno = 0;
+	CHECK(mmap(NULL, (size_t)page, PROT_READ, MAP_PRIVATE, 987654, 0) == MAP_FAILED &&
+	      errno == EBADF, "mmap of a closed descriptor: errno %d", errno);
 }
 
 static void large_and_huge(void)
@@ -163,6 +189,7 @@ int main(void)
 	expect_btd();
 	others_big_blocks();
 	page = sysconf(_SC_PAGESIZE);
+	program_calls_set_errno();
 	probe_locking();
 
 	large_and_huge();
