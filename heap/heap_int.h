@@ -90,9 +90,15 @@ typedef uintptr_t page_entry;
 
 struct theap {
 	/* The block cache: per class, the blocks this thread freed last into
-	 * its own slabs, reused first (LIFO).  Their bitmap bits are clear
-	 * (free, for the double-free check and for recovery) while their
-	 * slabs still count them used, so no slab empties under the cache. */
+	 * its own slabs (or collected from other threads' frees), reused
+	 * first (LIFO).  Their bitmap bits are clear -- free, for the
+	 * double-free check, heap_is_block, the stats and a clean close --
+	 * while their slabs still count them used, so no slab empties under
+	 * the cache.  Nothing of it is persistent and recovery assumes
+	 * nothing of it: after a crash a cached block is one more block no
+	 * root reaches, reclaimed by the GC, and a clean close gives this
+	 * thread's cache back to its slabs first (theap_cache_flush).  The
+	 * crash suites (kill -9 and simulated power failure) run with it. */
 	struct tbin {
 		void **top;        /* the next free slot; base when empty */
 		void **base;       /* cached[cls] */
