@@ -305,7 +305,7 @@ static BTD_INLINE void free_block(void *p)
 		struct tbin *c = &t->bin[s->cls];
 		void **top = c->top;
 
-		if (likely(top != c->end)) {
+		if (likely(top < c->end)) { /* a collect may have filled it beyond */
 			*top = p;
 			c->top = top + 1;
 			return;

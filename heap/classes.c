@@ -36,7 +36,7 @@ static void tables(void)
 	for (c = 0; c < HEAP_CLASSES; c++) {
 		uint32_t n = HEAP_CACHE_BYTES / heap_class_size[c];
 
-		heap_cache_cap[c] = n > HEAP_CACHE_MAX ? HEAP_CACHE_MAX : n < 8 ? 8 : n;
+		heap_cache_cap[c] = n > HEAP_CACHE_MAX ? HEAP_CACHE_MAX : n < 4 ? 4 : n;
 	}
 }
 

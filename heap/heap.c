@@ -211,6 +211,7 @@ static void heap_collect_remote(int all)
 void heap_quiesce(void)
 {
 	theap_trim_locked(); /* this thread's empty slabs too */
+	slab_retain_parked_empty(); /* and those of threads gone */
 	retain_drop_all();
 	heap_collect_remote(1);
 	space_purge_all();
@@ -227,6 +228,7 @@ int heap_freeze(void)
 {
 	heap_frozen = 1;
 	theap_trim_locked(); /* this thread's empty slabs too */
+	slab_retain_parked_empty(); /* and those of threads gone */
 	retain_drop_all();
 	space_purge_all(); /* free pages only: live blocks stay for the destructors */
 	if (heap.threads == 0 || (heap.threads == 1 && theap_mine())) {

@@ -46,8 +46,9 @@
 #define HEAP_EMPTY_MAX 128u        /* empty slabs retained (8 MiB) */
 #define HEAP_IDLE_BINS 512u        /* freed large runs retained up to 2 MiB each ... */
 #define HEAP_IDLE_PAGES 16384u     /* ... and 64 MiB in all */
-#define HEAP_CACHE_MAX 64u         /* blocks a thread caches per class ... */
-#define HEAP_CACHE_BYTES 65536u    /* ... and bytes (at least 8 blocks) */
+#define HEAP_CACHE_MAX 32u         /* blocks a thread's frees cache per class ... */
+#define HEAP_CACHE_BYTES 65536u    /* ... and bytes (at least 4 blocks) */
+#define HEAP_CACHE_SLOTS 64u       /* blocks a collect of remote frees may cache */
 #define DESC_PER_PAGE (POOL_PAGE / sizeof(uint64_t)) /* descriptors per page of them */
 
 struct theap;
@@ -102,10 +103,10 @@ struct theap {
 	struct tbin {
 		void **top;        /* the next free slot; base when empty */
 		void **base;       /* cached[cls] */
-		void **end;        /* base + heap_cache_cap[cls]: full */
+		void **end;        /* base + heap_cache_cap[cls]: full for frees */
 		void *unused;
 	} bin[HEAP_CLASSES];       /* all NULL: always empty and always full */
-	void *cached[HEAP_CLASSES][HEAP_CACHE_MAX];
+	void *cached[HEAP_CLASSES][HEAP_CACHE_SLOTS];
 	struct slab *cur[HEAP_CLASSES];     /* the slab each class allocates from */
 	struct slab *partial[HEAP_CLASSES]; /* owned slabs with free blocks */
 	struct slab *full[HEAP_CLASSES];    /* owned slabs with none */
@@ -226,6 +227,7 @@ void slab_release(struct slab *s);                  /* back to the pages */
 void slab_forget(struct slab *s);                   /* ... its mark durable already */
 void slab_park(struct slab *s);                     /* to the heap's partial list */
 struct slab *slab_partial_pop(unsigned cls);
+unsigned slab_retain_parked_empty(void);            /* the empty ones, retained */
 void slab_collect(struct slab *s);                  /* remote frees to the local list */
 uint32_t slab_collect_to(struct slab *s, void **out, uint32_t room); /* ... up to room to out */
 void slab_rebuild(struct slab *s);                  /* the local list from the bitmap */

@@ -113,7 +113,7 @@ size_t run_take(size_t n)
 {
 	size_t page = run_take_free(n);
 
-	if (page == SIZE_MAX && (heap.nempty || heap.nidle)) {
+	if (page == SIZE_MAX && (slab_retain_parked_empty() || heap.nempty || heap.nidle)) {
 		retain_drop_all();
 		page = run_take_free(n);
 	}

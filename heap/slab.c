@@ -95,6 +95,35 @@ void slab_park(struct slab *s)
 	heap.partial[s->cls] = s;
 }
 
+/* The parked slabs with no live block left -- emptied by remote frees, or
+ * by their thread's cache after it was parked -- go to the retained ones
+ * (released beyond HEAP_EMPTY_MAX): when the pool is full, and before a
+ * clean close.  Caller holds heap.lock.  Returns how many went. */
+unsigned slab_retain_parked_empty(void)
+{
+	unsigned n = 0;
+
+	for (unsigned c = 0; c < HEAP_CLASSES; c++) {
+		for (struct slab *s = heap.partial[c], *next; s; s = next) {
+			next = s->next;
+			slab_collect(s);
+			/* A slab not adopted since recovery counts from its bitmap. */
+			if (s->rebuild ? heap_slab_live(s) : s->used)
+				continue;
+			if (s->prev)
+				s->prev->next = s->next;
+			else
+				heap.partial[c] = s->next;
+			if (s->next)
+				s->next->prev = s->prev;
+			s->next = s->prev = NULL;
+			slab_retain(s);
+			n++;
+		}
+	}
+	return n;
+}
+
 struct slab *slab_partial_pop(unsigned cls)
 {
 	struct slab *s = heap.partial[cls];

@@ -11,6 +11,7 @@
 #include "../common/error.h"
 #include "../common/log.h"
 #include "btd.h"
+#include "heap.h"
 #include "heap_int.h"
 
 BTD_TLS struct theap *tls_theap;
@@ -84,13 +85,26 @@ struct theap *theap_get(void)
 	return t;
 }
 
-static void theap_park_list(struct theap *t, struct slab *s)
+/* A slab of an ending thread: kept empty for reuse when its last blocks
+ * came back from the thread's cache (or from remote frees), else parked
+ * for another thread to adopt.  A frozen heap changes no descriptor: it
+ * only parks.  Caller holds heap.lock; s is on no owner list. */
+static void theap_let_go(struct slab *s)
+{
+	slab_collect(s);
+	if (!s->used && !heap_frozen)
+		slab_retain(s);
+	else
+		slab_park(s);
+}
+
+static void theap_let_go_list(struct theap *t, struct slab *s)
 {
 	while (s) {
 		struct slab *next = s->next;
 
 		theap_list_del(t, s);
-		slab_park(s);
+		theap_let_go(s);
 		s = next;
 	}
 }
@@ -117,24 +131,25 @@ void theap_cache_flush(struct theap *t)
 	}
 }
 
-/* A thread is ending: its slabs go to the heap's partial lists. */
+/* A thread is ending: its slabs go to the heap (see theap_let_go). */
 static void theap_exit(void *arg)
 {
 	struct theap *t = arg;
 
 	theap_cache_flush(t);
 	pthread_mutex_lock(&heap.lock);
-	for (struct slab *s = t->delayed; s; s = s->dnext) {
+	for (struct slab *s = t->delayed, *next; s; s = next) {
+		next = s->dnext;
 		theap_list_del(t, s);
-		slab_park(s);
+		theap_let_go(s);
 	}
 	t->delayed = NULL;
 	for (unsigned c = 0; c < HEAP_CLASSES; c++) {
 		if (t->cur[c])
-			slab_park(t->cur[c]);
+			theap_let_go(t->cur[c]);
 		t->cur[c] = NULL;
-		theap_park_list(t, t->partial[c]);
-		theap_park_list(t, t->full[c]);
+		theap_let_go_list(t, t->partial[c]);
+		theap_let_go_list(t, t->full[c]);
 	}
 	t->alive = 0;
 	t->next_free = theap_free;
@@ -220,7 +235,8 @@ BTD_NOINLINE void *theap_alloc_slow(struct theap *t, unsigned cls)
 		if (s && !s->free) {
 			/* Remote frees straight to the cache: no block is touched. */
 			struct tbin *c = &t->bin[cls];
-			uint32_t k = slab_collect_to(s, c->top, (uint32_t)(c->end - c->top));
+			uint32_t room = c->base ? (uint32_t)(c->base + HEAP_CACHE_SLOTS - c->top) : 0;
+			uint32_t k = slab_collect_to(s, c->top, room);
 
 			if (k) {
 				void *b = c->top[k - 1];
