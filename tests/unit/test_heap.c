@@ -842,3 +842,71 @@ Test(heap, a_thread_exit_gives_its_cached_blocks_back)
 		     (unsigned long long)st.pages_used, (unsigned long long)pages);
 	cr_assert_eq(heap_check(2), 0);
 }
+
+static void *free_at_random_and_exit(void *arg)
+{
+	enum { N = 32 * MiB / 64 };
+	void **ps = malloc(N * sizeof(*ps));
+	uint64_t rng = 88172645463325252ULL;
+
+	(void)arg;
+	for (unsigned i = 0; i < N; i++)
+		ps[i] = heap_malloc(64);
+	for (unsigned i = N - 1; i > 0; i--) { /* the blocks of many slabs in the cache */
+		rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+		unsigned j = (unsigned)(rng % (i + 1));
+		void *t = ps[i];
+
+		ps[i] = ps[j];
+		ps[j] = t;
+	}
+	for (unsigned i = 0; i < N; i++)
+		heap_free(ps[i]);
+	free(ps);
+	return NULL;
+}
+
+Test(heap, an_exited_threads_empty_slabs_are_not_left_parked)
+{
+	pthread_t t;
+	struct heap_stats st;
+
+	pthread_create(&t, NULL, free_at_random_and_exit, NULL);
+	pthread_join(t, NULL);
+	heap_stats(&st);
+	/* Its cache emptied some slabs at its exit: kept or released, not
+	 * parked, where only a thread of the same class could use them. */
+	cr_assert_leq(st.slabs, HEAP_EMPTY_MAX + 2, "%llu slabs left by a thread with no live block",
+		      (unsigned long long)st.slabs);
+	void *big = heap_malloc((heap.pool.npages - 16 * MiB / POOL_PAGE) * POOL_PAGE);
+
+	cr_assert_not_null(big, "a block of the whole pool less 16 MiB: %s", btd_last_error());
+	heap_free(big);
+}
+
+Test(heap, a_clean_close_releases_parked_slabs_emptied_by_remote_frees)
+{
+	enum { N = 20000 };
+	static void *blocks[N];
+	struct xarg x = { blocks, N };
+	pthread_t t;
+
+	pthread_create(&t, NULL, alloc_thread, &x);
+	pthread_join(t, NULL); /* its slabs are parked, full of live blocks */
+	for (int i = 0; i < N; i++)
+		heap_free(blocks[i]); /* remote frees into parked slabs */
+	store_close();
+	struct pool p;
+	unsigned slabs = 0;
+
+	memset(&p, 0, sizeof(p));
+	cr_assert_eq(pool_open(&p, path, 0, 0), 0, "%s", btd_last_error());
+	struct desc_walk w = desc_walk_start(p.desc, p.heap_top, p.hdr.minor);
+	struct desc_run r;
+
+	while (desc_walk_next(&w, &r))
+		slabs += DESC_KIND(r.d) == DESC_SLAB;
+	pool_close(&p);
+	cr_assert_eq(slabs, 0, "%u slabs in the closed pool, with no live block", slabs);
+	cr_assert_eq(store_open(path, 256 * MiB, GC_AUTO, NULL), 0, "%s", btd_last_error());
+}
