@@ -301,6 +301,12 @@ static BTD_INLINE void free_block(void *p)
 
 		if (unlikely(!(v & m)))
 			heap_misuse("free", p);
+		/* Freed by another thread already, not yet collected: a double
+		 * free, which the cache would otherwise hand out twice. */
+		size_t word = (size_t)((char *)p - s->start) / (64 * POOL_GRANULE); /* m: the same bit */
+
+		if (unlikely(atomic_load_explicit(&s->rfree[word], memory_order_relaxed) & m))
+			heap_misuse("free", p);
 		*w = v ^ m;
 		struct tbin *c = &t->bin[s->cls];
 		void **top = c->top;

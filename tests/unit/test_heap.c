@@ -910,3 +910,14 @@ Test(heap, a_clean_close_releases_parked_slabs_emptied_by_remote_frees)
 	cr_assert_eq(slabs, 0, "%u slabs in the closed pool, with no live block", slabs);
 	cr_assert_eq(store_open(path, 256 * MiB, GC_AUTO, NULL), 0, "%s", btd_last_error());
 }
+
+Test(heap, a_remote_free_then_the_owners_aborts, .signal = SIGABRT)
+{
+	void *keep = heap_malloc(64), *p = heap_malloc(64);
+	pthread_t t;
+
+	pthread_create(&t, NULL, free_it, p); /* pending in the slab's rfree bits */
+	pthread_join(t, NULL);
+	heap_free(p); /* caught here: else the cache would hand p out twice */
+	(void)keep;
+}
