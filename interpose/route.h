@@ -41,9 +41,9 @@
  *
  * errno: free keeps it -- the persistent heap's free sets none (its slow
  * paths put back what a failed punch or msync set), and neither does
- * jemalloc's in the preload library, whose madvise, munmap, mmap and
- * mprotect leave errno alone when jemalloc calls them (keep_errno.c; the
- * unit tests' build of the entry points has no such wrappers).  The
+ * jemalloc's: its calls of madvise, munmap, mmap and mprotect go to
+ * wrappers that keep errno (keep_errno.c; where they cannot be put in
+ * place, transient.free saves errno around jemalloc's free).  The
  * allocation paths set ENOMEM on failure and may leave errno changed on
  * success, as glibc's may. */
 #ifndef BTD_INTERPOSE_ROUTE_H

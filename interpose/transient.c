@@ -3,7 +3,6 @@
 
 #include <dlfcn.h>
 #include <errno.h>
-#include <link.h>
 #include <jemalloc/jemalloc.h>
 #include <string.h>
 
@@ -95,29 +94,17 @@ struct transient_ops transient = {
 };
 
 static int bound;
-struct transient_text transient_text;
 
-struct text_search {
-	uintptr_t addr;       /* an address in jemalloc's code */
-	uintptr_t lo, hi;     /* the executable segment holding it */
-};
+/* jemalloc's free where its system calls could not be made to keep errno
+ * (keep_errno.c): errno saved around it. */
+static void (*jemalloc_free)(void *p);
 
-static int text_of(struct dl_phdr_info *info, size_t size, void *arg)
+static void free_keeping_errno(void *p)
 {
-	struct text_search *ts = arg;
+	int saved = errno;
 
-	(void)size;
-	for (unsigned i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-
-		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && ts->addr - lo < hi - lo) {
-			ts->lo = lo;
-			ts->hi = hi;
-			return 1;
-		}
-	}
-	return 0;
+	jemalloc_free(p);
+	errno = saved;
 }
 
 int transient_is_bound(void)
@@ -152,13 +139,7 @@ int transient_bind(void)
 		return -1;
 	}
 	struct transient_ops ops;
-	struct text_search ts = { (uintptr_t)(void *)mallocx, 0, 0 };
 
-	if (!dl_iterate_phdr(text_of, &ts)) {
-		log_msg(LOG_WARN, "jemalloc's code segment was not found: staying on its "
-			"mallocx() entry points (slower)");
-		return -1;
-	}
 	*(void **)&ops.malloc = resolve(h, "malloc", info.dli_fbase);
 	*(void **)&ops.calloc = resolve(h, "calloc", info.dli_fbase);
 	*(void **)&ops.realloc = resolve(h, "realloc", info.dli_fbase);
@@ -169,10 +150,14 @@ int transient_bind(void)
 	if (!ops.malloc || !ops.calloc || !ops.realloc || !ops.free ||
 	    !ops.aligned_alloc || !ops.posix_memalign || !ops.usable_size)
 		return -1;
-	/* jemalloc's system calls keep errno from here on (keep_errno.c), so
-	 * its free may stand in for the shim's. */
-	transient_text.lo = ts.lo;
-	transient_text.span = ts.hi - ts.lo;
+	/* free keeps errno: jemalloc's system calls keep it from here on
+	 * (keep_errno.c), else a save and restore wraps its free. */
+	if (keep_errno_patch((void *)mallocx)) {
+		log_msg(LOG_INFO, "jemalloc's system calls could not be made to keep errno: "
+			"free saves it instead (slower)");
+		jemalloc_free = ops.free;
+		ops.free = free_keeping_errno;
+	}
 	/* Each pointer is one aligned word: a concurrent caller sees the shim or
 	 * jemalloc's entry, and both serve the same heap. */
 	__atomic_store_n(&transient.malloc, ops.malloc, __ATOMIC_RELEASE);

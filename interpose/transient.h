@@ -13,7 +13,6 @@
 #define BTD_INTERPOSE_TRANSIENT_H
 
 #include <stddef.h>
-#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -48,12 +47,10 @@ int transient_bind(void);
 /* 1 when the table holds jemalloc's own malloc/free (after a bind). */
 int transient_is_bound(void);
 
-/* jemalloc's executable segment, found by transient_bind before it swaps
- * in jemalloc's free (keep_errno.c); empty until then. */
-struct transient_text {
-	uintptr_t lo, span;
-};
-extern struct transient_text transient_text;
+/* keep_errno.c: point jemalloc's calls of madvise, munmap, mmap and
+ * mprotect (the object holding jemalloc_code) at wrappers that keep
+ * errno.  0 when done; -1 when they could not all be found or written. */
+int keep_errno_patch(const void *jemalloc_code);
 
 #ifdef __cplusplus
 }

@@ -16,9 +16,10 @@
  * The program checks that this failure injection works (a direct madvise
  * on a locked page must fail) and says so; where mlock is refused
  * (RLIMIT_MEMLOCK) the frees are still checked, without the failures.
- * Without interpose/keep_errno.c (jemalloc's madvise and the rest keep
- * errno), the large, small, cross-thread and TSD-destructor frees here fail
- * (EINVAL). */
+ * Without interpose/keep_errno.c (jemalloc's calls of madvise and the rest
+ * keep errno), the large, small, cross-thread and TSD-destructor frees here
+ * fail (EINVAL).  It also runs behind madvise_shim.c, and checks that the
+ * program's own failing calls still set errno. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -67,8 +68,8 @@ static void probe_locking(void)
 		       : "cannot be made to fail here (mlock refused)");
 }
 
-/* The preload library's madvise, munmap, mmap and mprotect (which keep
- * errno for jemalloc) set it for the program, as glibc's do. */
+/* The program's own failing madvise, munmap, mmap and mprotect set errno:
+ * only jemalloc's calls keep it. */
 static void program_calls_set_errno(void)
 {
 	char *bad = (char *)(uintptr_t)page + 1; /* not page-aligned */
