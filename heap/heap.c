@@ -162,6 +162,7 @@ void heap_detach(void)
 	memset(heap.idle, 0, sizeof(heap.idle)); /* 0 ends a list (links hold page + 1) */
 	heap.idle_pages = 0;
 	heap.desc_pending = 0;
+	heap.gen++;
 	theap_forget();
 }
 

@@ -25,9 +25,9 @@
  * collects them when it next visits the slab -- and since it never visits its full slabs, the first
  * remote free into a full slab hands it to the owner's `delayed` list
  * (under heap.lock), which the owner drains in its slow path.  Slabs of a
- * thread that exited are parked on the heap's partial lists for any
- * thread to adopt.  Runs -- making and releasing slabs, large blocks,
- * growing the pool -- take heap.lock. */
+ * thread that exited are retained when empty, else parked on the heap's
+ * partial lists for any thread to adopt.  Runs -- making and releasing
+ * slabs, large blocks, growing the pool -- take heap.lock. */
 #ifndef BTD_HEAP_HEAP_INT_H
 #define BTD_HEAP_HEAP_INT_H
 
@@ -112,6 +112,7 @@ struct theap {
 	struct slab *full[HEAP_CLASSES];    /* owned slabs with none */
 	struct slab *delayed;      /* full slabs that got remote frees (heap.lock) */
 	int alive;                 /* (heap.lock) */
+	unsigned gen;              /* heap.gen when it was made */
 	struct theap *next_free;
 };
 
@@ -134,6 +135,7 @@ struct heap {
 	struct slab *partial[HEAP_CLASSES]; /* slabs no thread owns, with free blocks */
 	struct slab *slab_free;    /* spare slab structs */
 	unsigned threads;          /* theaps in use */
+	unsigned gen;              /* heap_detach counts: a theap of an older one holds stale slabs */
 	/* Retained runs (retain.c): live in the pool, empty, kept for reuse. */
 	struct slab *empty[HEAP_CLASSES]; /* empty slabs by class */
 	uint64_t empty_mask;       /* classes with an empty slab */
@@ -159,9 +161,11 @@ struct heap {
  *   NOTIFIED  a remote free did: on the owner's delayed list
  *   PARKED    no owner: on the heap's partial list
  * The owner publishes FULL and then looks at rsum once more; a freer
- * marks its block in rfree and rsum and then looks at the state.  With
- * both sequentially consistent one of them sees the other, so no freed
- * block is lost.  FULL -> NOTIFIED and every change of a slab's owner
+ * marks its block in rfree (and, the first of its word, in rsum) and then
+ * looks at the state.  A later freer of a word whose rsum bit is pending
+ * relies on the first one, which sets it and then looks at the state too.
+ * With all of it sequentially consistent, the owner sees rsum or a freer
+ * sees FULL, so no freed block is lost.  FULL -> NOTIFIED and every change of a slab's owner
  * happen under heap.lock; FULL -> ACTIVE by the owner is a CAS that loses
  * to a notifier.
  *

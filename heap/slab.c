@@ -95,8 +95,8 @@ void slab_park(struct slab *s)
 	heap.partial[s->cls] = s;
 }
 
-/* The parked slabs with no live block left -- emptied by remote frees, or
- * by their thread's cache after it was parked -- go to the retained ones
+/* The parked slabs with no live block left -- emptied by remote frees
+ * after their thread ended -- go to the retained ones
  * (released beyond HEAP_EMPTY_MAX): when the pool is full, and before a
  * clean close.  Caller holds heap.lock.  Returns how many went. */
 unsigned slab_retain_parked_empty(void)

@@ -74,6 +74,7 @@ struct theap *theap_get(void)
 		t = heap_internal_alloc(sizeof(*t));
 	if (t) {
 		theap_reset(t);
+		t->gen = heap.gen;
 		t->alive = 1;
 		heap.threads++;
 	}
@@ -87,8 +88,9 @@ struct theap *theap_get(void)
 
 /* A slab of an ending thread: kept empty for reuse when its last blocks
  * came back from the thread's cache (or from remote frees), else parked
- * for another thread to adopt.  A frozen heap changes no descriptor: it
- * only parks.  Caller holds heap.lock; s is on no owner list. */
+ * for another thread to adopt.  A frozen heap (a fork child's, or after
+ * the exit's own release) only parks.  Caller holds heap.lock; s is on no
+ * owner list. */
 static void theap_let_go(struct slab *s)
 {
 	slab_collect(s);
@@ -136,8 +138,14 @@ static void theap_exit(void *arg)
 {
 	struct theap *t = arg;
 
-	theap_cache_flush(t);
 	pthread_mutex_lock(&heap.lock);
+	if (t->gen != heap.gen || !heap.pagemap) {
+		/* The pool it allocated from was closed under it: its slabs
+		 * are gone with the page map, nothing to give back. */
+		theap_reset(t);
+		goto done;
+	}
+	theap_cache_flush(t);
 	for (struct slab *s = t->delayed, *next; s; s = next) {
 		next = s->dnext;
 		theap_list_del(t, s);
@@ -151,6 +159,7 @@ static void theap_exit(void *arg)
 		theap_let_go_list(t, t->partial[c]);
 		theap_let_go_list(t, t->full[c]);
 	}
+done:
 	t->alive = 0;
 	t->next_free = theap_free;
 	theap_free = t;
@@ -360,8 +369,10 @@ void theap_init(void)
 /* This thread's heap lost its slabs (the heap was detached). */
 void theap_forget(void)
 {
-	if (tls_theap)
+	if (tls_theap) {
 		theap_reset(tls_theap);
+		tls_theap->gen = heap.gen;
+	}
 }
 
 int theap_mine(void)

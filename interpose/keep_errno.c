@@ -85,6 +85,7 @@ static const struct {
 	{ "munmap", (void *)keep_munmap },
 	{ "mprotect", (void *)keep_mprotect },
 	{ "mmap", (void *)keep_mmap },
+	{ "mmap64", (void *)keep_mmap }, /* the same call on 64-bit targets */
 };
 
 /* The two relocations through which a shared object calls a function of
@@ -115,13 +116,15 @@ static uintptr_t dyn_addr(const struct dl_phdr_info *info, ElfW(Addr) a)
 }
 
 /* Write fn into the slot, lifting RELRO's write protection around it when
- * the slot lies in that range. */
+ * the slot lies in the pages ld.so made read-only: those wholly inside
+ * the RELRO range (its last partial page shares data and stays writable). */
 static int write_slot(void **slot, void *fn, uintptr_t relro_lo, uintptr_t relro_hi)
 {
-	uintptr_t s = (uintptr_t)slot;
+	uintptr_t s = (uintptr_t)slot, page = (uintptr_t)sysconf(_SC_PAGESIZE);
 
+	relro_lo &= ~(page - 1);
+	relro_hi &= ~(page - 1);
 	if (s - relro_lo < relro_hi - relro_lo) {
-		uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
 		void *lo = (void *)(s & ~(page - 1));
 
 		if (mprotect(lo, page, PROT_READ | PROT_WRITE))

@@ -281,15 +281,15 @@ static int heap_start(const char *cfg_pool, size_t cfg_size, int for_api)
 
 	heap_range(&lo, &len);
 	if (!stats_on) {
+		__atomic_store_n(&heap_direct_miss, direct_miss, __ATOMIC_RELAXED);
 		__atomic_store_n(&route.own_lo, lo, __ATOMIC_RELAXED);
 		__atomic_store_n(&route.own_span, len, __ATOMIC_RELEASE);
 		/* Sizes from here up go straight from the entry points to
 		 * the open heap (route.h): nothing but the size decides. */
-		heap_direct_miss = direct_miss;
 		if (!s->tag_sites[0] && s->policy == POLICY_ALL)
-			__atomic_store_n(&route.direct_min, 0, __ATOMIC_RELAXED);
+			__atomic_store_n(&route.direct_min, 0, __ATOMIC_RELEASE);
 		else if (!s->tag_sites[0] && s->policy == POLICY_LARGE)
-			__atomic_store_n(&route.direct_min, s->large_min, __ATOMIC_RELAXED);
+			__atomic_store_n(&route.direct_min, s->large_min, __ATOMIC_RELEASE);
 	}
 	__atomic_store_n(&min_global, policy_min(), __ATOMIC_RELAXED);
 	log_msg(LOG_INFO, "pool %s open at %p (%zu MiB reserved)%s%s", path, (void *)lo,

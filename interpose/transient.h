@@ -49,7 +49,8 @@ int transient_is_bound(void);
 
 /* keep_errno.c: point jemalloc's calls of madvise, munmap, mmap and
  * mprotect (the object holding jemalloc_code) at wrappers that keep
- * errno.  0 when done; -1 when they could not all be found or written. */
+ * errno.  0 when every slot of them found was written (and one was);
+ * -1 when none was found, or one could not be written. */
 int keep_errno_patch(const void *jemalloc_code);
 
 #ifdef __cplusplus
