@@ -731,6 +731,27 @@ Test(heap, an_emptied_heap_serves_nearly_the_whole_pool)
 
 /* The closing thread's own empty slabs -- the current one of a class
  * included -- go too: only the slab with a live block stays. */
+/* Close the heap cleanly and count the slabs the closed pool holds, as
+ * `btd info` reads them (an open would collect empty slabs itself); then
+ * open it again for the teardown. */
+static unsigned close_and_count_slabs(void)
+{
+	struct pool p;
+	unsigned slabs = 0;
+
+	store_close();
+	memset(&p, 0, sizeof(p));
+	cr_assert_eq(pool_open(&p, path, 0, 0), 0, "%s", btd_last_error());
+	struct desc_walk w = desc_walk_start(p.desc, p.heap_top, p.hdr.minor);
+	struct desc_run r;
+
+	while (desc_walk_next(&w, &r))
+		slabs += DESC_KIND(r.d) == DESC_SLAB;
+	pool_close(&p);
+	cr_assert_eq(store_open(path, 256 * MiB, GC_AUTO, NULL), 0, "%s", btd_last_error());
+	return slabs;
+}
+
 Test(heap, a_clean_close_releases_the_threads_empty_slabs)
 {
 	void *keep = heap_malloc(16), *ps[100];
@@ -740,22 +761,9 @@ Test(heap, a_clean_close_releases_the_threads_empty_slabs)
 		ps[i] = heap_malloc(48);
 	for (unsigned i = 0; i < 100; i++)
 		heap_free(ps[i]);
-	store_close();
-	/* What the closed pool holds, as `btd info` reads it (an open would
-	 * collect empty slabs itself). */
-	struct pool p;
-	unsigned slabs = 0;
+	unsigned slabs = close_and_count_slabs();
 
-	memset(&p, 0, sizeof(p));
-	cr_assert_eq(pool_open(&p, path, 0, 0), 0, "%s", btd_last_error());
-	struct desc_walk w = desc_walk_start(p.desc, p.heap_top, p.hdr.minor);
-	struct desc_run r;
-
-	while (desc_walk_next(&w, &r))
-		slabs += DESC_KIND(r.d) == DESC_SLAB;
-	pool_close(&p);
 	cr_assert_eq(slabs, 1, "%u slabs in the closed pool", slabs);
-	cr_assert_eq(store_open(path, 256 * MiB, GC_AUTO, NULL), 0, "%s", btd_last_error());
 }
 
 /* ---- the thread's block cache ------------------------------------------ */
@@ -895,20 +903,9 @@ Test(heap, a_clean_close_releases_parked_slabs_emptied_by_remote_frees)
 	pthread_join(t, NULL); /* its slabs are parked, full of live blocks */
 	for (int i = 0; i < N; i++)
 		heap_free(blocks[i]); /* remote frees into parked slabs */
-	store_close();
-	struct pool p;
-	unsigned slabs = 0;
+	unsigned slabs = close_and_count_slabs();
 
-	memset(&p, 0, sizeof(p));
-	cr_assert_eq(pool_open(&p, path, 0, 0), 0, "%s", btd_last_error());
-	struct desc_walk w = desc_walk_start(p.desc, p.heap_top, p.hdr.minor);
-	struct desc_run r;
-
-	while (desc_walk_next(&w, &r))
-		slabs += DESC_KIND(r.d) == DESC_SLAB;
-	pool_close(&p);
 	cr_assert_eq(slabs, 0, "%u slabs in the closed pool, with no live block", slabs);
-	cr_assert_eq(store_open(path, 256 * MiB, GC_AUTO, NULL), 0, "%s", btd_last_error());
 }
 
 Test(heap, a_remote_free_then_the_owners_aborts, .signal = SIGABRT)
