@@ -15,6 +15,8 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "bench_rng.h"
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -34,23 +36,6 @@ static void *xmap(size_t n)
 	return p;
 }
 
-/* xorshift64* */
-static inline uint64_t rng_next(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545F4914F6CDD1DULL;
-}
-
-/* Uniform in [0, n). */
-static inline size_t rng_below(uint64_t *s, size_t n)
-{
-	return (size_t)(((rng_next(s) >> 32) * (uint64_t)n) >> 32);
-}
 
 static _Atomic unsigned long long tag_errors;
 
