@@ -242,10 +242,9 @@ static BTD_NOINLINE void remote_free(struct slab *s, void *p)
 {
 	/* The block's bit in the pool's bitmap stays until the owner collects
 	 * it (REMOTE FREES in heap_int.h): the bitmap words are the owner's.
-	 * A second remote free is caught here, one of a block that is not
-	 * live when the owner collects; a remote free and then the owner's,
-	 * with the block handed out again in between, is not (see
-	 * heap/README.md, limits). */
+	 * Caught here: a free of a block that is not live (the bit, read),
+	 * and a second remote free (the rfree bit); the owner's free after a
+	 * remote one is caught there (heap/README.md, limits). */
 	if (!heap_bit_test(p))
 		heap_misuse("free", p);
 	size_t g = (size_t)((char *)p - s->start) / POOL_GRANULE;
@@ -280,6 +279,18 @@ int heap_is_block(const void *p)
 	if (!e || (PAGE_IS_LARGE(e) && ((uintptr_t)p & (POOL_PAGE - 1))))
 		return 0;
 	return heap_bit_test(p); /* bits stand at block starts only */
+}
+
+/* The owner frees block p (its bit cleared already) into its slab s. */
+static inline void slab_free_local(struct theap *t, struct slab *s, void *p)
+{
+	slab_push(s, p);
+	if (unlikely(s->list != LIST_NONE)) {
+		if (s->list == LIST_FULL)
+			theap_slab_unfull(t, s);
+		else if (!s->used && (s->next || s->prev))
+			theap_slab_drop(t, s); /* keep the last one: no churn */
+	}
 }
 
 /* heap_free past its first checks (inlined into both callers). */

@@ -105,7 +105,7 @@ struct theap {
 		void **base;       /* cached[cls] */
 		void **end;        /* base + heap_cache_cap[cls]: full for frees */
 		void *unused;
-	} bin[HEAP_CLASSES];       /* all NULL: always empty and always full */
+	} bin[HEAP_CLASSES];       /* set up by theap_reset */
 	void *cached[HEAP_CLASSES][HEAP_CACHE_SLOTS];
 	struct slab *cur[HEAP_CLASSES];     /* the slab each class allocates from */
 	struct slab *partial[HEAP_CLASSES]; /* owned slabs with free blocks */
@@ -253,7 +253,6 @@ void theap_list_del(struct theap *t, struct slab *s);
 BTD_NOINLINE void *theap_alloc_slow(struct theap *t, unsigned cls);
 BTD_NOINLINE void theap_slab_unfull(struct theap *t, struct slab *s);
 BTD_NOINLINE void theap_slab_drop(struct theap *t, struct slab *s);
-void theap_cache_flush(struct theap *t);      /* the cache back to the slabs */
 void theap_init(void);
 int theap_trim(void);                         /* a full pool: this thread's empty slabs go */
 int theap_trim_locked(void);                  /* the same, under heap.lock */
@@ -343,18 +342,13 @@ static inline void heap_bit_set(const void *p)
 	*w |= (uint64_t)1 << bit;
 }
 
-/* The owner frees block p (its bit cleared already) into its slab s. */
-static inline void slab_free_local(struct theap *t, struct slab *s, void *p)
+/* Block p (its bit cleared already) back on its slab's local free list:
+ * the owner, or anyone under heap.lock for a parked slab. */
+static inline void slab_push(struct slab *s, void *p)
 {
 	link_set(p, s->free);
 	s->free = p;
 	s->used--;
-	if (unlikely(s->list != LIST_NONE)) {
-		if (s->list == LIST_FULL)
-			theap_slab_unfull(t, s);
-		else if (!s->used && (s->next || s->prev))
-			theap_slab_drop(t, s); /* keep the last one: no churn */
-	}
 }
 
 #endif

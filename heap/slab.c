@@ -168,13 +168,10 @@ uint32_t slab_collect_to(struct slab *s, void **out, uint32_t room)
 			char *p = s->start + ((size_t)w * 64 + (unsigned)__builtin_ctzll(bits)) * POOL_GRANULE;
 
 			bits &= bits - 1;
-			if (n < room) {
+			if (n < room)
 				out[n++] = p;
-			} else {
-				link_set(p, s->free);
-				s->free = p;
-				s->used--;
-			}
+			else
+				slab_push(s, p);
 		}
 	}
 	return n;

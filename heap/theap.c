@@ -111,21 +111,16 @@ static void theap_let_go_list(struct theap *t, struct slab *s)
 	}
 }
 
-/* The block cache goes back to the slabs its blocks came from (the
- * caller holds heap.lock or not): before they change owner or are
- * trimmed.  A slab this empties stays on its list, for the caller. */
-void theap_cache_flush(struct theap *t)
+/* The block cache goes back to the slabs its blocks came from, before
+ * they change owner or are trimmed; caller holds heap.lock.  A slab this
+ * empties stays on its list, for the caller. */
+static void theap_cache_flush(struct theap *t)
 {
-	if (!heap.pagemap)
-		return; /* detached: nothing to give back to */
 	for (unsigned c = 0; c < HEAP_CLASSES; c++) {
 		for (void **i = t->bin[c].base; i < t->bin[c].top; i++) {
-			void *p = *i;
-			struct slab *s = (struct slab *)heap_page_entry(p);
+			struct slab *s = (struct slab *)heap_page_entry(*i);
 
-			link_set(p, s->free);
-			s->free = p;
-			s->used--;
+			slab_push(s, *i);
 			if (s->list == LIST_FULL)
 				theap_slab_unfull(t, s);
 		}
@@ -244,8 +239,8 @@ BTD_NOINLINE void *theap_alloc_slow(struct theap *t, unsigned cls)
 		if (s && !s->free) {
 			/* Remote frees straight to the cache: no block is touched. */
 			struct tbin *c = &t->bin[cls];
-			uint32_t room = c->base ? (uint32_t)(c->base + HEAP_CACHE_SLOTS - c->top) : 0;
-			uint32_t k = slab_collect_to(s, c->top, room);
+			uint32_t k = slab_collect_to(s, c->top,
+						     (uint32_t)(c->base + HEAP_CACHE_SLOTS - c->top));
 
 			if (k) {
 				void *b = c->top[k - 1];
